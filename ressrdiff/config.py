@@ -1,0 +1,221 @@
+"""Run configuration: one YAML/JSON file describes method, schedule, network, data and training.
+
+Every section is a dataclass; unknown keys and wrong values are rejected with a one-line error
+naming the file and the key. Named configs ship in ``ressrdiff/configs/*.yaml``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .schedule import PRESETS, Schedule, preset
+
+__all__ = [
+    "ConfigError",
+    "ScheduleConfig",
+    "LossConfig",
+    "DataConfig",
+    "TrainConfig",
+    "RunConfig",
+    "load_config",
+    "named_configs",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration file or value is invalid."""
+
+
+def _build(cls, d: dict | None, where: str):
+    d = dict(d or {})
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(names)}")
+    return cls(**d)
+
+
+@dataclass
+class ScheduleConfig:
+    """Eq (14) parameters. ``preset`` fills the defaults; explicit values override them."""
+
+    preset: str | None = "paper"
+    T: int | None = None
+    gamma: float | None = None
+    sqrt_beta_1: float | None = None
+    sqrt_beta_T: float | None = None
+    p: float | None = None
+    sample_steps: int | None = None
+
+    def resolved(self) -> dict[str, Any]:
+        if self.preset is not None and self.preset not in PRESETS:
+            raise ConfigError(f"schedule.preset {self.preset!r} unknown; choose {sorted(PRESETS)}")
+        base = dict(PRESETS[self.preset]) if self.preset else {}
+        for k in ("T", "gamma", "sqrt_beta_1", "sqrt_beta_T", "p", "sample_steps"):
+            v = getattr(self, k)
+            if v is not None:
+                base[k] = v
+        missing = [k for k in ("T", "gamma", "sqrt_beta_1", "sqrt_beta_T", "p") if k not in base]
+        if missing:
+            raise ConfigError(f"schedule: missing {missing} (or set a preset)")
+        base.setdefault("sample_steps", base["T"])
+        return base
+
+    def build(self) -> Schedule:
+        r = self.resolved()
+        if self.preset and all(
+            getattr(self, k) is None for k in ("T", "gamma", "sqrt_beta_1", "sqrt_beta_T", "p")
+        ):
+            return preset(self.preset)
+        return Schedule.from_eq14(r["T"], r["gamma"], r["sqrt_beta_1"], r["sqrt_beta_T"], r["p"])
+
+
+@dataclass
+class LossConfig:
+    """Eq (13): ``lambda_mse * MSE + LPIPS``. ``lpips``: 'auto' (use it when the AlexNet weights
+    are present, else warn and train on MSE alone), 'off', or 'required' (fail without it)."""
+
+    lambda_mse: float | None = None  # None: the schedule preset's lambda (10 paper, 4 authors)
+    lpips: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.lpips not in ("auto", "off", "required"):
+            raise ConfigError(f"loss.lpips must be auto|off|required, got {self.lpips!r}")
+
+
+@dataclass
+class DataConfig:
+    """Training data. ``source``: 'demo' (ICBM152 template slices, see ressrdiff.data.sources)
+    or 'npz' (a file with aligned arrays ``hr`` and ``lr`` of shape (N, H, W) in [-1, 1])."""
+
+    source: str = "demo"
+    path: str | None = None
+    preset: str = "brain-4x"
+    regrid: str = "nearest"
+    axis: int = 2
+    patch: int = 64
+    samples_per_epoch: int | None = None
+    augment: bool = True
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation (Algorithm 1). RAdam, linear warm-up then cosine decay to ``min_lr``."""
+
+    steps: int = 1000
+    batch_size: int = 8
+    lr: float = 5e-5
+    min_lr: float = 0.0
+    warmup_steps: int = 100
+    weight_decay: float = 1e-5
+    grad_clip: float | None = 1.0
+    ema_decay: float | None = 0.999
+    log_every: int = 10
+    ckpt_every: int = 200
+    device: str = "auto"
+    bf16: bool = True  # used on CUDA only; CPU trains in fp32
+    channels_last: bool = True  # CUDA only
+
+    def __post_init__(self) -> None:
+        for k in ("steps", "batch_size", "log_every", "ckpt_every"):
+            if int(getattr(self, k)) < 1:
+                raise ConfigError(f"train.{k} must be >= 1, got {getattr(self, k)}")
+        if self.warmup_steps < 0 or self.lr <= 0:
+            raise ConfigError("train: warmup_steps must be >= 0 and lr > 0")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ConfigError(f"train.ema_decay must be in (0, 1) or null, got {self.ema_decay}")
+
+
+@dataclass
+class RunConfig:
+    """A whole run."""
+
+    name: str = "run"
+    method: str = "res-srdiff"
+    seed: int = 0
+    scale_input: bool = True
+    model: dict[str, Any] = field(default_factory=dict)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "config") -> RunConfig:
+        if not isinstance(d, dict):
+            raise ConfigError(f"{where}: expected a mapping at top level")
+        d = dict(d)
+        sub = {
+            "schedule": ScheduleConfig,
+            "loss": LossConfig,
+            "data": DataConfig,
+            "train": TrainConfig,
+        }
+        try:
+            built = {k: _build(c, d.pop(k, None), f"{where}: {k}") for k, c in sub.items()}
+            cfg = _build(cls, {**d, **built}, where)
+            cfg.schedule.resolved()
+        except ConfigError as e:
+            msg = str(e)
+            raise ConfigError(msg if msg.startswith(where) else f"{where}: {msg}") from None
+        except TypeError as e:
+            raise ConfigError(f"{where}: {e}") from None
+        return cfg
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def replace(self, **overrides: Any) -> RunConfig:
+        """Apply dotted overrides such as ``{"train.steps": 20}``."""
+        d = self.to_dict()
+        for key, value in overrides.items():
+            node = d
+            *parents, leaf = key.split(".")
+            for p in parents:
+                if not isinstance(node.get(p), dict):
+                    raise ConfigError(f"override {key}: no section {p!r}")
+                node = node[p]
+            node[leaf] = value
+        return RunConfig.from_dict(d, where="overrides")
+
+    @property
+    def lambda_mse(self) -> float:
+        if self.loss.lambda_mse is not None:
+            return float(self.loss.lambda_mse)
+        return float(PRESETS[self.schedule.preset]["lambda_mse"]) if self.schedule.preset else 10.0
+
+
+def named_configs() -> list[str]:
+    """Names of the configs shipped with the package."""
+    return sorted(
+        p.name.removesuffix(".yaml")
+        for p in resources.files("ressrdiff.configs").iterdir()
+        if p.name.endswith(".yaml")
+    )
+
+
+def load_config(path_or_name: str | Path) -> RunConfig:
+    """Load a run config from a YAML/JSON file, or a shipped one by name (e.g. 'tiny-cpu')."""
+    p = Path(path_or_name)
+    if not p.exists() and p.suffix == "" and str(path_or_name) in named_configs():
+        text = resources.files("ressrdiff.configs").joinpath(f"{path_or_name}.yaml").read_text()
+        where = f"{path_or_name} (shipped config)"
+    elif not p.is_file():
+        raise ConfigError(
+            f"{p}: no such config file (shipped configs: {', '.join(named_configs())})"
+        )
+    else:
+        text, where = p.read_text(), str(p)
+    try:
+        d = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as e:
+        first = str(e).strip().splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML/JSON ({first})") from None
+    return RunConfig.from_dict(d or {}, where=where)
+

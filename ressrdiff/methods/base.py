@@ -1,0 +1,107 @@
+"""The method protocol and registry: a network plus its training step and its sampler.
+
+Every method is an ``nn.Module`` built from a :class:`~ressrdiff.config.RunConfig`. Its
+``forward(batch)`` is its training step and returns a dict of losses (``"loss"`` is optimised), so
+that DistributedDataParallel can wrap it unchanged. ``super_resolve`` maps LR slices (already on
+the HR grid, in [-1, 1]) to SR slices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from ..checkpoint import CheckpointError
+from ..config import RunConfig
+
+__all__ = ["Method", "register", "build_method", "METHODS", "per_sample_draws", "diff_keys"]
+
+METHODS: dict[str, type[Method]] = {}
+
+
+def register(name: str) -> Callable[[type[Method]], type[Method]]:
+    def deco(cls: type[Method]) -> type[Method]:
+        cls.name = name
+        METHODS[name] = cls
+        return cls
+
+    return deco
+
+
+def build_method(cfg: RunConfig) -> Method:
+    """Instantiate the method named by ``cfg.method``."""
+    if cfg.method not in METHODS:
+        raise ValueError(f"unknown method {cfg.method!r}; registered: {sorted(METHODS)}")
+    return METHODS[cfg.method](cfg)
+
+
+def diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """Dotted keys where two nested dicts/values differ (for mismatch messages)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for k in sorted(set(a) | set(b), key=str):
+            out += diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple) and len(a) == len(b):
+        if all(isinstance(x, float | int) for x in (*a, *b)):
+            same = all(abs(float(x) - float(y)) <= 1e-12 * max(1.0, abs(float(x)))
+                       for x, y in zip(a, b, strict=True))
+            return [] if same else [f"{prefix[:-1]}: {a} != {b}"]
+    return [] if a == b else [f"{prefix[:-1]}: {a!r} != {b!r}"]
+
+
+def per_sample_draws(
+    seeds: Tensor, T: int, shape: tuple[int, ...], device: torch.device, dtype: torch.dtype
+) -> tuple[Tensor, Tensor]:
+    """For each sample, a step ``t ~ U{1..T}`` and standard normal noise of ``shape``, drawn from
+    a CPU generator seeded by that sample's seed. The draws depend only on the seeds, so they are
+    identical on CPU and CUDA, for any batch split across processes, and after a resume."""
+    ts, noises = [], []
+    for s in seeds.tolist():
+        g = torch.Generator().manual_seed(int(s))
+        ts.append(int(torch.randint(1, T + 1, (1,), generator=g)))
+        noises.append(torch.randn(shape, generator=g))
+    t = torch.tensor(ts, dtype=torch.long, device=device)
+    return t, torch.stack(noises).to(device=device, dtype=dtype)
+
+
+class Method(nn.Module):
+    """Base class of all super-resolution methods."""
+
+    name: ClassVar[str] = "base"
+
+    def __init__(self, cfg: RunConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+
+    # networks whose weights are trained, saved, and averaged by EMA
+    def networks(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def signature(self) -> dict[str, Any]:
+        """What a checkpoint must agree on to be loaded into this method."""
+        return {"method": self.name}
+
+    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:  # training step
+        raise NotImplementedError
+
+    def training_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        return self(batch)
+
+    def super_resolve(
+        self, x_lr: Tensor, steps: int | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
+        raise NotImplementedError
+
+    def check_signature(self, ckpt: dict[str, Any], path: str) -> None:
+        mine, theirs = self.signature(), ckpt.get("signature", {})
+        diffs = diff_keys(theirs, mine)
+        if diffs:
+            more = f" (+{len(diffs) - 3} more)" if len(diffs) > 3 else ""
+            raise CheckpointError(
+                f"{path}: checkpoint does not match the config: "
+                + "; ".join(f"checkpoint {d}" for d in diffs[:3]) + more
+            )

@@ -1,0 +1,302 @@
+"""Training loop for any registered method (Algorithm 1 for Res-SRDiff).
+
+RAdam, linear warm-up then cosine decay, optional EMA, gradient clipping, bf16 autocast and
+channels-last on CUDA (fp32 on CPU), atomic checkpoints, exact resume, and DistributedDataParallel
+under ``torchrun`` (gloo on CPU, NCCL on CUDA).
+
+Reproducibility does not hinge on saved RNG state: the batch of step ``s`` and every random draw
+of a sample are functions of ``(seed, s, position in the global batch)``. A resumed run therefore
+replays exactly what an uninterrupted one would have done, and N processes with batch B see the
+same samples and noise as one process with batch N*B.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import __version__
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .config import RunConfig
+from .methods import Method, build_method
+
+__all__ = ["Trainer", "EMA", "lr_factor", "batch_positions", "sample_seeds", "DistInfo"]
+
+
+def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to ``min_ratio`` at ``total``."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    span = max(1, total - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def batch_positions(n: int, global_batch: int, seed: int, step: int) -> tuple[int, np.ndarray]:
+    """(epoch, dataset indices) of the global batch at ``step``: each epoch is a seeded
+    permutation of the ``n`` samples cut into ``n // global_batch`` batches."""
+    if n < global_batch:
+        raise ValueError(f"dataset has {n} samples per epoch, fewer than one batch ({global_batch})")
+    per_epoch = n // global_batch
+    epoch, pos = divmod(step, per_epoch)
+    perm = np.random.default_rng([seed, epoch]).permutation(n)
+    return epoch, perm[pos * global_batch : (pos + 1) * global_batch]
+
+
+def sample_seeds(seed: int, step: int, positions: range) -> torch.Tensor:
+    """One 63-bit seed per sample of the global batch at ``step``."""
+    vals = [
+        int(np.random.SeedSequence([seed, step, p]).generate_state(2, np.uint32).view(np.uint64)[0])
+        >> 1
+        for p in positions
+    ]
+    return torch.tensor(vals, dtype=torch.long)
+
+
+class EMA:
+    """Exponential moving average of a module's floating-point parameters and buffers."""
+
+    def __init__(self, module: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.shadow = copy.deepcopy(module).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, module: nn.Module) -> None:
+        for s, p in zip(self.shadow.state_dict().values(), module.state_dict().values(),
+                        strict=True):
+            if s.dtype.is_floating_point:
+                s.lerp_(p.detach(), 1.0 - self.decay)
+            else:
+                s.copy_(p)
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(device_pref: str) -> tuple[DistInfo, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    info = DistInfo(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+    use_cuda = device_pref == "cuda" or (device_pref == "auto" and torch.cuda.is_available())
+    if device_pref == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
+    device = torch.device(f"cuda:{info.local_rank}" if use_cuda else "cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return info, device
+
+
+class Trainer:
+    """Train ``cfg.method`` on ``dataset`` and write checkpoints and a log to ``out_dir``.
+
+    ``dataset`` needs ``__len__``, ``__getitem__`` returning ``{"hr", "lr"}`` tensors, and
+    optionally ``set_epoch``. Without one, it is built from ``cfg.data``.
+    """
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        out_dir: str | Path,
+        *,
+        dataset: Any = None,
+        resume: bool = False,
+        progress: bool = True,
+        method: Method | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.out = Path(out_dir)
+        self.dist, self.device = _init_distributed(cfg.train.device)
+        if self.dist.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        self.progress = progress and self.dist.main
+        torch.manual_seed(cfg.seed)
+        self.method = (method or build_method(cfg)).to(self.device)
+        self.cuda = self.device.type == "cuda"
+        if self.cuda and cfg.train.channels_last:
+            self.method = self.method.to(memory_format=torch.channels_last)
+        self.dataset = dataset if dataset is not None else build_dataset(cfg)
+        params = [p for p in self.method.parameters() if p.requires_grad]
+        t = cfg.train
+        self.optimizer = torch.optim.RAdam(params, lr=t.lr, weight_decay=t.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(s, t.warmup_steps, t.steps, t.min_lr / t.lr)
+        )
+        self.ema = {k: EMA(m, t.ema_decay) for k, m in self.method.networks().items()} \
+            if t.ema_decay else {}
+        self.step = 0
+        self.history: list[dict[str, float]] = []
+        if resume:
+            self._resume()
+        self.model: nn.Module = self.method
+        if self.dist.world > 1:
+            self.model = nn.parallel.DistributedDataParallel(
+                self.method, device_ids=[self.device.index] if self.cuda else None
+            )
+
+    # -- checkpoints ------------------------------------------------------------------------
+    @property
+    def ckpt_path(self) -> Path:
+        return self.out / "last.pt"
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "config": self.cfg.to_dict(),
+            "signature": self.method.signature(),
+            "method": self.cfg.method,
+            "loss": getattr(self.method, "loss_description", "see config"),
+            "step": self.step,
+            "networks": {k: m.state_dict() for k, m in self.method.networks().items()},
+            "ema": {k: e.shadow.state_dict() for k, e in self.ema.items()},
+            "optimizer": self.optimizer.state_dict(),
+            "lr_scheduler": self.scheduler.state_dict(),
+            "schedule": getattr(self.method, "schedule", None) and self.method.schedule.to_dict(),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if self.cuda else None,
+                "numpy": np.random.get_state(),
+                "python": random.getstate(),
+            },
+            "history": self.history,
+            "world_size": self.dist.world,
+            "torch_version": torch.__version__,
+        }
+
+    def save(self, path: Path | None = None) -> Path | None:
+        if not self.dist.main:
+            return None
+        return save_checkpoint(path or self.ckpt_path, self.state())
+
+    def _resume(self) -> None:
+        path = self.ckpt_path
+        if not path.is_file():
+            raise CheckpointError(f"{path}: nothing to resume from (no checkpoint in {self.out})")
+        ckpt = load_checkpoint(path, map_location=self.device)
+        self.method.check_signature(ckpt, str(path))
+        if ckpt["step"] > self.cfg.train.steps:
+            raise CheckpointError(
+                f"{path}: checkpoint is at step {ckpt['step']}, past train.steps={self.cfg.train.steps}"
+            )
+        for k, m in self.method.networks().items():
+            m.load_state_dict(ckpt["networks"][k])
+        for k, e in self.ema.items():
+            if k in ckpt.get("ema", {}):
+                e.shadow.load_state_dict(ckpt["ema"][k])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["lr_scheduler"])
+        self.step = int(ckpt["step"])
+        self.history = list(ckpt.get("history", []))
+        rng = ckpt.get("rng", {})
+        if rng.get("torch") is not None:
+            torch.set_rng_state(rng["torch"].cpu())
+        if self.cuda and rng.get("cuda") is not None:
+            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+        if rng.get("numpy") is not None:
+            np.random.set_state(rng["numpy"])
+        if rng.get("python") is not None:
+            random.setstate(rng["python"])
+
+    # -- one step -----------------------------------------------------------------------------
+    def _batch(self, step: int) -> dict[str, torch.Tensor]:
+        B, W, r = self.cfg.train.batch_size, self.dist.world, self.dist.rank
+        epoch, idx = batch_positions(len(self.dataset), B * W, self.cfg.seed, step)
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+        items = [self.dataset[int(i)] for i in idx[r * B : (r + 1) * B]]
+        batch = {k: torch.stack([it[k] for it in items]).to(self.device) for k in ("hr", "lr")}
+        if self.cuda and self.cfg.train.channels_last:
+            batch = {k: v.contiguous(memory_format=torch.channels_last) for k, v in batch.items()}
+        batch["seed"] = sample_seeds(self.cfg.seed, step, range(r * B, (r + 1) * B))
+        return batch
+
+    def train_step(self) -> dict[str, float]:
+        self.model.train()
+        # dropout and any other global-RNG use are seeded per step and rank
+        torch.manual_seed(int(np.random.SeedSequence([self.cfg.seed, self.step, self.dist.rank,
+                                                      7]).generate_state(1)[0]))
+        batch = self._batch(self.step)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda and self.cfg.train.bf16):
+            out = self.model(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        gnorm = float("nan")
+        if self.cfg.train.grad_clip:
+            gnorm = float(nn.utils.clip_grad_norm_(self.method.parameters(), self.cfg.train.grad_clip))
+        self.optimizer.step()
+        self.scheduler.step()
+        for k, e in self.ema.items():
+            e.update(self.method.networks()[k])
+        vals = torch.stack([v.detach().float() for v in out.values()])
+        if self.dist.world > 1:
+            dist.all_reduce(vals)
+            vals /= self.dist.world
+        self.step += 1
+        rec = {"step": self.step, **{k: float(v) for k, v in zip(out, vals.tolist(), strict=True)}}
+        rec["lr"] = self.scheduler.get_last_lr()[0]
+        rec["grad_norm"] = gnorm
+        return rec
+
+    # -- loop ---------------------------------------------------------------------------------
+    def train(self, stop_at: int | None = None) -> list[dict[str, float]]:
+        """Run until ``train.steps`` (or ``stop_at``); return the per-step history."""
+        end = min(self.cfg.train.steps, stop_at or self.cfg.train.steps)
+        t = self.cfg.train
+        bar = tqdm(total=t.steps, initial=self.step, disable=not self.progress, desc=self.cfg.name,
+                   unit="step", dynamic_ncols=True)
+        t0, s0 = time.perf_counter(), self.step
+        while self.step < end:
+            rec = self.train_step()
+            rec["time_s"] = time.perf_counter() - t0
+            self.history.append(rec)
+            rate = (self.step - s0) / max(1e-9, time.perf_counter() - t0)
+            if self.step % t.log_every == 0 or self.step == end:
+                bar.set_postfix(loss=f"{rec['loss']:.4f}", steps_per_s=f"{rate:.2f}")
+            bar.update(1)
+            if self.step % t.ckpt_every == 0 or self.step == end:
+                self.save()
+                self._write_log()
+        bar.close()
+        if self.dist.world > 1:
+            dist.barrier()
+        return self.history
+
+    def _write_log(self) -> None:
+        if not self.dist.main:
+            return
+        tmp = self.out / ".log.jsonl.tmp"
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.history))
+        os.replace(tmp, self.out / "log.jsonl")
+        meta = {"ressrdiff_version": __version__, "config": self.cfg.to_dict(),
+                "loss": getattr(self.method, "loss_description", ""), "step": self.step,
+                "device": str(self.device), "world_size": self.dist.world}
+        tmp = self.out / ".run.json.tmp"
+        tmp.write_text(json.dumps(meta, indent=2))
+        os.replace(tmp, self.out / "run.json")
+
+
+def build_dataset(cfg: RunConfig):
+    """The training patch dataset described by ``cfg.data``."""
+    from .data.pairs import patch_dataset_from_config
+
+    return patch_dataset_from_config(cfg.data, seed=cfg.seed)

@@ -1,0 +1,157 @@
+"""Algorithm 1 training: loss falls, resume is exact, checkpoints are atomic and checked."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import SyntheticPairs, tiny_config
+
+from ressrdiff.checkpoint import CheckpointError, load_checkpoint
+from ressrdiff.config import ConfigError, RunConfig
+from ressrdiff.methods import build_method, load_method
+from ressrdiff.training import Trainer, batch_positions, lr_factor
+
+
+def test_lr_schedule_warmup_then_cosine():
+    assert lr_factor(0, 10, 100, 0.0) == pytest.approx(0.1)
+    assert lr_factor(9, 10, 100, 0.0) == pytest.approx(1.0)
+    assert lr_factor(10, 10, 100, 0.0) == pytest.approx(1.0)
+    assert lr_factor(55, 10, 100, 0.0) == pytest.approx(0.5)
+    assert lr_factor(100, 10, 100, 0.1) == pytest.approx(0.1)
+
+
+def test_batches_cover_each_epoch_once():
+    seen = [batch_positions(12, 4, 0, s)[1] for s in range(3)]
+    assert sorted(int(i) for b in seen for i in b) == list(range(12))
+    assert batch_positions(12, 4, 0, 3)[0] == 1
+
+
+def test_tiny_model_overfits_one_slice_pair(tmp_path):
+    """Train on a single synthetic HR/LR pair: the eq (13) MSE term must fall below 0.01
+    (it starts near the HR variance, ~0.3) and the 4-step SR must beat the LR input."""
+    one = SyntheticPairs(n=1, size=16)
+    one.hr, one.lr = one.hr.repeat(8, 1, 1, 1), one.lr.repeat(8, 1, 1, 1)
+    cfg = tiny_config(**{"train.steps": 150, "train.lr": 3e-3, "train.warmup_steps": 10,
+                         "train.ckpt_every": 1000, "train.ema_decay": None})
+    tr = Trainer(cfg, tmp_path, dataset=one, progress=False)
+    hist = tr.train()
+    first = sum(h["mse"] for h in hist[:5]) / 5
+    last = sum(h["mse"] for h in hist[-10:]) / 10
+    assert first > 0.05
+    assert last < 0.01, f"MSE fell only from {first:.4f} to {last:.4f}"
+    m = tr.method.eval()
+    sr = m.super_resolve(one.lr[:1], steps=4, generator=torch.Generator().manual_seed(0))
+    err_sr = torch.mean((sr - one.hr[:1]) ** 2).item()
+    err_lr = torch.mean((one.lr[:1] - one.hr[:1]) ** 2).item()
+    assert err_sr < 0.5 * err_lr
+
+
+def test_resume_is_exact(tmp_path, pairs):
+    cfg = tiny_config()
+    full = Trainer(cfg, tmp_path / "full", dataset=pairs, progress=False).train()
+    first = Trainer(cfg, tmp_path / "cut", dataset=SyntheticPairs(), progress=False)
+    first.train(stop_at=3)  # interrupted after the step-3 checkpoint
+    resumed = Trainer(cfg, tmp_path / "cut", dataset=SyntheticPairs(), resume=True,
+                      progress=False)
+    assert resumed.step == 3
+    hist = resumed.train()
+    assert [h["loss"] for h in hist] == [h["loss"] for h in full]  # bit-identical on CPU
+    a = load_checkpoint(tmp_path / "full" / "last.pt")
+    b = load_checkpoint(tmp_path / "cut" / "last.pt")
+    for k, v in a["networks"]["net"].items():
+        assert torch.equal(v, b["networks"]["net"][k]), k
+    for k, v in a["ema"]["net"].items():
+        assert torch.equal(v, b["ema"]["net"][k]), k
+
+
+def test_checkpoint_contents_and_atomicity(tmp_path, pairs):
+    cfg = tiny_config(**{"train.steps": 3})
+    Trainer(cfg, tmp_path, dataset=pairs, progress=False).train()
+    ck = load_checkpoint(tmp_path / "last.pt")
+    for key in ("networks", "ema", "optimizer", "lr_scheduler", "schedule", "rng", "config",
+                "ressrdiff_version", "step", "loss", "signature"):
+        assert key in ck, key
+    assert ck["step"] == 3
+    assert ck["loss"].startswith("10*MSE") and "LPIPS switched off" in ck["loss"]
+    assert RunConfig.from_dict(ck["config"]) == cfg
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "log.jsonl", "run.json"]
+
+
+def test_load_method_roundtrip_and_mismatch_errors(tmp_path, pairs):
+    cfg = tiny_config(**{"train.steps": 2})
+    tr = Trainer(cfg, tmp_path, dataset=pairs, progress=False)
+    tr.train()
+    m = load_method(tmp_path / "last.pt", use_ema=False)
+    for k, v in tr.method.net.state_dict().items():
+        assert torch.equal(v, m.net.state_dict()[k])
+    assert m.weights == "raw"
+    # another network width
+    other = tiny_config(**{"model.base_channels": 16})
+    with pytest.raises(CheckpointError, match=r"last\.pt: checkpoint does not match.*base_channels"):
+        load_method(tmp_path / "last.pt", expect=other)
+    # another schedule preset
+    with pytest.raises(CheckpointError, match="schedule"):
+        load_method(tmp_path / "last.pt", expect=tiny_config(**{"schedule.preset": "authors-code"}))
+    # resuming with a mismatching config
+    with pytest.raises(CheckpointError, match="does not match"):
+        Trainer(other, tmp_path, dataset=pairs, resume=True, progress=False)
+    # not a checkpoint at all
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match=r"bad\.pt: not a readable"):
+        load_method(bad)
+    torch.save({"state_dict": {}}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match=r"foreign\.pt: not a ressrdiff checkpoint"):
+        load_method(tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        Trainer(cfg, tmp_path / "empty", dataset=pairs, resume=True, progress=False)
+
+
+def test_bad_config_errors(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("train:\n  stepz: 3\n")
+    from ressrdiff.config import load_config
+
+    with pytest.raises(ConfigError, match=r"c\.yaml: train: unknown key\(s\) \['stepz'\]"):
+        load_config(p)
+    p.write_text("schedule: {preset: papr}\n")
+    with pytest.raises(ConfigError, match="c.yaml.*papr"):
+        load_config(p)
+    p.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(p)
+    with pytest.raises(ConfigError, match="no such config"):
+        load_config(tmp_path / "missing.yaml")
+    with pytest.raises(ValueError, match="model.preset"):
+        build_method(tiny_config(**{"model.preset": "huge"}))
+
+
+def test_lpips_fallback_is_recorded(tmp_path, pairs, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "nohub"))
+    import ressrdiff.perceptual as P
+
+    monkeypatch.setattr(P, "_warned", set())
+    cfg = tiny_config(**{"loss.lpips": "auto"})
+    with pytest.warns(UserWarning, match="LPIPS unavailable.*MSE alone"):
+        m = build_method(cfg)
+    assert "alone (LPIPS unavailable" in m.loss_description
+    with pytest.raises(RuntimeError, match="AlexNet weights not found"):
+        build_method(tiny_config(**{"loss.lpips": "required"}))
+
+
+def test_lpips_term_enters_the_loss_with_a_supplied_network(pairs):
+    """Plumbing only: a random-backbone LPIPS is not a metric, but it must add to the loss."""
+    from ressrdiff.methods.res_srdiff import ResSRDiff
+    from ressrdiff.perceptual import load_lpips
+
+    net, desc = load_lpips(random_backbone=True)
+    assert "RANDOM" in desc
+    m = ResSRDiff(tiny_config(), lpips_net=net)
+    big = SyntheticPairs(n=2, size=64)  # AlexNet needs at least ~32 pixels per side
+    batch = {"hr": big.hr, "lr": big.lr, "seed": torch.tensor([1, 2])}
+    out = m(batch)
+    assert math.isclose(out["loss"].item(), 10 * out["mse"].item() + out["lpips"].item(),
+                        rel_tol=1e-5)
+    assert out["lpips"].item() > 0
