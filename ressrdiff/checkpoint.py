@@ -55,5 +55,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: not a readable ressrdiff checkpoint ({reason})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise CheckpointError(f"{path}: not a ressrdiff checkpoint (format {found!r}, need {FORMAT})")
+        raise CheckpointError(
+            f"{path}: not a ressrdiff checkpoint (format {found!r}, need {FORMAT})"
+        )
     return ckpt

@@ -218,4 +218,3 @@ def load_config(path_or_name: str | Path) -> RunConfig:
         first = str(e).strip().splitlines()[0]
         raise ConfigError(f"{where}: not valid YAML/JSON ({first})") from None
     return RunConfig.from_dict(d or {}, where=where)
-

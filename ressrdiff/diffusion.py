@@ -49,7 +49,8 @@ def forward_step(
 ) -> Tensor:
     """Eq (2): one Markov step ``x_t = x_{t-1} + alpha_t e0 + gamma sqrt(alpha_t) eps``.
 
-    This is a draw from eq (1), ``q(x_t | x_{t-1}, x_LR) = N(x_{t-1} + alpha_t e0, gamma^2 alpha_t I)``.
+    This is a draw from eq (1),
+    ``q(x_t | x_{t-1}, x_LR) = N(x_{t-1} + alpha_t e0, gamma^2 alpha_t I)``.
     """
     t = _steps(t, x_prev.shape[0], x_prev.device)
     a = schedule.table("alpha", t, x_prev)

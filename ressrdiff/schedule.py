@@ -16,7 +16,8 @@ __all__ = ["Schedule", "sqrt_beta_eq14", "PRESETS", "preset", "respace_indices"]
 
 
 def sqrt_beta_eq14(T: int, sqrt_beta_1: float, sqrt_beta_T: float, p: float) -> np.ndarray:
-    """Eq (14): ``sqrt(beta_t) = sqrt(beta_1) * exp(((t-1)/(T-1))**p * log(sqrt(beta_T)/sqrt(beta_1)))``.
+    """Eq (14):
+    ``sqrt(beta_t) = sqrt(beta_1) * exp(((t-1)/(T-1))**p * log(sqrt(beta_T)/sqrt(beta_1)))``.
 
     Returns the T values of sqrt(beta_t) for t = 1..T (float64). The formula meets both end
     points exactly, so it is used for every t, not only t in [2, T-1].
@@ -82,7 +83,7 @@ class Schedule:
 
     @property
     def alpha(self) -> np.ndarray:
-        """``[0, alpha_1, ..., alpha_T]`` with ``alpha_1 = beta_1``, ``alpha_t = beta_t - beta_{t-1}``."""
+        """``[0, alpha_1, ..., alpha_T]``: alpha_1 = beta_1, alpha_t = beta_t - beta_{t-1}."""
         b = self.beta
         return np.concatenate([[0.0], np.diff(b)])
 

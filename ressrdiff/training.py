@@ -49,7 +49,9 @@ def batch_positions(n: int, global_batch: int, seed: int, step: int) -> tuple[in
     """(epoch, dataset indices) of the global batch at ``step``: each epoch is a seeded
     permutation of the ``n`` samples cut into ``n // global_batch`` batches."""
     if n < global_batch:
-        raise ValueError(f"dataset has {n} samples per epoch, fewer than one batch ({global_batch})")
+        raise ValueError(
+            f"dataset has {n} samples per epoch, fewer than one batch ({global_batch})"
+        )
     per_epoch = n // global_batch
     epoch, pos = divmod(step, per_epoch)
     perm = np.random.default_rng([seed, epoch]).permutation(n)
@@ -75,8 +77,9 @@ class EMA:
 
     @torch.no_grad()
     def update(self, module: nn.Module) -> None:
-        for s, p in zip(self.shadow.state_dict().values(), module.state_dict().values(),
-                        strict=True):
+        for s, p in zip(
+            self.shadow.state_dict().values(), module.state_dict().values(), strict=True
+        ):
             if s.dtype.is_floating_point:
                 s.lerp_(p.detach(), 1.0 - self.decay)
             else:
@@ -143,8 +146,11 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: lr_factor(s, t.warmup_steps, t.steps, t.min_lr / t.lr)
         )
-        self.ema = {k: EMA(m, t.ema_decay) for k, m in self.method.networks().items()} \
-            if t.ema_decay else {}
+        self.ema = (
+            {k: EMA(m, t.ema_decay) for k, m in self.method.networks().items()}
+            if t.ema_decay
+            else {}
+        )
         self.step = 0
         self.history: list[dict[str, float]] = []
         if resume:
@@ -175,7 +181,7 @@ class Trainer:
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if self.cuda else None,
-                "numpy": np.random.get_state(),
+                "numpy": np.random.get_state(),  # noqa: NPY002 (legacy global state, saved as is)
                 "python": random.getstate(),
             },
             "history": self.history,
@@ -196,7 +202,8 @@ class Trainer:
         self.method.check_signature(ckpt, str(path))
         if ckpt["step"] > self.cfg.train.steps:
             raise CheckpointError(
-                f"{path}: checkpoint is at step {ckpt['step']}, past train.steps={self.cfg.train.steps}"
+                f"{path}: checkpoint is at step {ckpt['step']}, "
+                f"past train.steps={self.cfg.train.steps}"
             )
         for k, m in self.method.networks().items():
             m.load_state_dict(ckpt["networks"][k])
@@ -213,7 +220,7 @@ class Trainer:
         if self.cuda and rng.get("cuda") is not None:
             torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
         if rng.get("numpy") is not None:
-            np.random.set_state(rng["numpy"])
+            np.random.set_state(rng["numpy"])  # noqa: NPY002
         if rng.get("python") is not None:
             random.setstate(rng["python"])
 
@@ -233,16 +240,25 @@ class Trainer:
     def train_step(self) -> dict[str, float]:
         self.model.train()
         # dropout and any other global-RNG use are seeded per step and rank
-        torch.manual_seed(int(np.random.SeedSequence([self.cfg.seed, self.step, self.dist.rank,
-                                                      7]).generate_state(1)[0]))
+        torch.manual_seed(
+            int(
+                np.random.SeedSequence(
+                    [self.cfg.seed, self.step, self.dist.rank, 7]
+                ).generate_state(1)[0]
+            )
+        )
         batch = self._batch(self.step)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda and self.cfg.train.bf16):
+        with torch.autocast(
+            "cuda", dtype=torch.bfloat16, enabled=self.cuda and self.cfg.train.bf16
+        ):
             out = self.model(batch)
         self.optimizer.zero_grad(set_to_none=True)
         out["loss"].backward()
         gnorm = float("nan")
         if self.cfg.train.grad_clip:
-            gnorm = float(nn.utils.clip_grad_norm_(self.method.parameters(), self.cfg.train.grad_clip))
+            gnorm = float(
+                nn.utils.clip_grad_norm_(self.method.parameters(), self.cfg.train.grad_clip)
+            )
         self.optimizer.step()
         self.scheduler.step()
         for k, e in self.ema.items():
@@ -262,8 +278,14 @@ class Trainer:
         """Run until ``train.steps`` (or ``stop_at``); return the per-step history."""
         end = min(self.cfg.train.steps, stop_at or self.cfg.train.steps)
         t = self.cfg.train
-        bar = tqdm(total=t.steps, initial=self.step, disable=not self.progress, desc=self.cfg.name,
-                   unit="step", dynamic_ncols=True)
+        bar = tqdm(
+            total=t.steps,
+            initial=self.step,
+            disable=not self.progress,
+            desc=self.cfg.name,
+            unit="step",
+            dynamic_ncols=True,
+        )
         t0, s0 = time.perf_counter(), self.step
         while self.step < end:
             rec = self.train_step()
@@ -287,9 +309,14 @@ class Trainer:
         tmp = self.out / ".log.jsonl.tmp"
         tmp.write_text("".join(json.dumps(r) + "\n" for r in self.history))
         os.replace(tmp, self.out / "log.jsonl")
-        meta = {"ressrdiff_version": __version__, "config": self.cfg.to_dict(),
-                "loss": getattr(self.method, "loss_description", ""), "step": self.step,
-                "device": str(self.device), "world_size": self.dist.world}
+        meta = {
+            "ressrdiff_version": __version__,
+            "config": self.cfg.to_dict(),
+            "loss": getattr(self.method, "loss_description", ""),
+            "step": self.step,
+            "device": str(self.device),
+            "world_size": self.dist.world,
+        }
         tmp = self.out / ".run.json.tmp"
         tmp.write_text(json.dumps(meta, indent=2))
         os.replace(tmp, self.out / "run.json")
@@ -297,6 +324,6 @@ class Trainer:
 
 def build_dataset(cfg: RunConfig):
     """The training patch dataset described by ``cfg.data``."""
-    from .data.pairs import patch_dataset_from_config
+    from .data.training_data import patch_dataset_from_config
 
     return patch_dataset_from_config(cfg.data, seed=cfg.seed)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -28,8 +27,9 @@ class SyntheticPairs:
     def __init__(self, n: int = 16, size: int = 16, seed: int = 0) -> None:
         g = torch.Generator().manual_seed(seed)
         x = F.avg_pool2d(torch.rand(n, 1, size + 8, size + 8, generator=g), 5, 1)[..., :size, :size]
-        x = (x - x.amin((2, 3), keepdim=True)) / (x.amax((2, 3), keepdim=True)
-                                                  - x.amin((2, 3), keepdim=True))
+        x = (x - x.amin((2, 3), keepdim=True)) / (
+            x.amax((2, 3), keepdim=True) - x.amin((2, 3), keepdim=True)
+        )
         self.hr = 2 * x - 1
         self.lr = F.interpolate(F.avg_pool2d(self.hr, 4), scale_factor=4, mode="nearest")
         self.epochs_seen: list[int] = []
@@ -45,16 +45,26 @@ class SyntheticPairs:
 
 
 def tiny_config(**overrides) -> RunConfig:
-    base = RunConfig.from_dict({
-        "name": "test",
-        "seed": 0,
-        "model": dict(TINY_MODEL),
-        "schedule": {"preset": "paper"},
-        "loss": {"lpips": "off"},
-        "data": {"source": "npz", "path": "unused.npz", "patch": 16},
-        "train": {"steps": 6, "batch_size": 4, "lr": 2e-3, "warmup_steps": 2,
-                  "log_every": 1, "ckpt_every": 3, "ema_decay": 0.9, "device": "cpu"},
-    })
+    base = RunConfig.from_dict(
+        {
+            "name": "test",
+            "seed": 0,
+            "model": dict(TINY_MODEL),
+            "schedule": {"preset": "paper"},
+            "loss": {"lpips": "off"},
+            "data": {"source": "npz", "path": "unused.npz", "patch": 16},
+            "train": {
+                "steps": 6,
+                "batch_size": 4,
+                "lr": 2e-3,
+                "warmup_steps": 2,
+                "log_every": 1,
+                "ckpt_every": 3,
+                "ema_decay": 0.9,
+                "device": "cpu",
+            },
+        }
+    )
     return base.replace(**overrides) if overrides else base
 
 
@@ -66,4 +76,3 @@ def pairs() -> SyntheticPairs:
 @pytest.fixture(autouse=True)
 def _threads():
     torch.set_num_threads(2)
-    np.random.seed(0)

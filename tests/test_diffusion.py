@@ -69,7 +69,7 @@ def test_posterior_eq9_is_normalised_product_of_eq8_gaussians(t):
     x_hr, x_lr, x_t = 0.3, -0.5, 0.1
     e0 = x_lr - x_hr
     grid = np.linspace(-8, 8, 400_001)
-    a, b, b_prev = s.alpha[t], s.beta[t], s.beta[t - 1]
+    a, b_prev = s.alpha[t], s.beta[t - 1]
     lik = np.exp(-((x_t - grid - a * e0) ** 2) / (2 * s.gamma**2 * a))  # eq (1)
     prior = np.exp(-((grid - x_hr - b_prev * e0) ** 2) / (2 * s.gamma**2 * b_prev))  # eq (4)
     w = lik * prior
@@ -117,9 +117,7 @@ def test_oracle_network_recovers_x_hr_exactly(K):
     x_hr = torch.randn(4, 1, 16, 12, generator=g)
     x_lr = x_hr + 0.3 * torch.randn(4, 1, 16, 12, generator=g)
     sched = s.respace(K)
-    out, traj = sample(
-        lambda xt, xl, t: x_hr, x_lr, sched, generator=g, return_trajectory=True
-    )
+    out, traj = sample(lambda xt, xl, t: x_hr, x_lr, sched, generator=g, return_trajectory=True)
     assert len(traj) == K + 1
     torch.testing.assert_close(out, x_hr, rtol=0, atol=1e-6)
 
@@ -128,8 +126,11 @@ def test_first_sampling_state_is_lr_plus_prior_noise():
     s = preset("paper").respace(4)
     x_lr = torch.full((64, 1, 32, 32), -0.2)
     _, traj = sample(
-        lambda xt, xl, t: torch.zeros_like(xt), x_lr, s,
-        generator=torch.Generator().manual_seed(0), return_trajectory=True,
+        lambda xt, xl, t: torch.zeros_like(xt),
+        x_lr,
+        s,
+        generator=torch.Generator().manual_seed(0),
+        return_trajectory=True,
     )
     x_T = traj[0]
     assert x_T.mean().item() == pytest.approx(-0.2, abs=0.01)

@@ -33,8 +33,15 @@ def test_tiny_model_overfits_one_slice_pair(tmp_path):
     (it starts near the HR variance, ~0.3) and the 4-step SR must beat the LR input."""
     one = SyntheticPairs(n=1, size=16)
     one.hr, one.lr = one.hr.repeat(8, 1, 1, 1), one.lr.repeat(8, 1, 1, 1)
-    cfg = tiny_config(**{"train.steps": 150, "train.lr": 3e-3, "train.warmup_steps": 10,
-                         "train.ckpt_every": 1000, "train.ema_decay": None})
+    cfg = tiny_config(
+        **{
+            "train.steps": 150,
+            "train.lr": 3e-3,
+            "train.warmup_steps": 10,
+            "train.ckpt_every": 1000,
+            "train.ema_decay": None,
+        }
+    )
     tr = Trainer(cfg, tmp_path, dataset=one, progress=False)
     hist = tr.train()
     first = sum(h["mse"] for h in hist[:5]) / 5
@@ -53,8 +60,7 @@ def test_resume_is_exact(tmp_path, pairs):
     full = Trainer(cfg, tmp_path / "full", dataset=pairs, progress=False).train()
     first = Trainer(cfg, tmp_path / "cut", dataset=SyntheticPairs(), progress=False)
     first.train(stop_at=3)  # interrupted after the step-3 checkpoint
-    resumed = Trainer(cfg, tmp_path / "cut", dataset=SyntheticPairs(), resume=True,
-                      progress=False)
+    resumed = Trainer(cfg, tmp_path / "cut", dataset=SyntheticPairs(), resume=True, progress=False)
     assert resumed.step == 3
     hist = resumed.train()
     assert [h["loss"] for h in hist] == [h["loss"] for h in full]  # bit-identical on CPU
@@ -70,8 +76,19 @@ def test_checkpoint_contents_and_atomicity(tmp_path, pairs):
     cfg = tiny_config(**{"train.steps": 3})
     Trainer(cfg, tmp_path, dataset=pairs, progress=False).train()
     ck = load_checkpoint(tmp_path / "last.pt")
-    for key in ("networks", "ema", "optimizer", "lr_scheduler", "schedule", "rng", "config",
-                "ressrdiff_version", "step", "loss", "signature"):
+    for key in (
+        "networks",
+        "ema",
+        "optimizer",
+        "lr_scheduler",
+        "schedule",
+        "rng",
+        "config",
+        "ressrdiff_version",
+        "step",
+        "loss",
+        "signature",
+    ):
         assert key in ck, key
     assert ck["step"] == 3
     assert ck["loss"].startswith("10*MSE") and "LPIPS switched off" in ck["loss"]
@@ -89,7 +106,9 @@ def test_load_method_roundtrip_and_mismatch_errors(tmp_path, pairs):
     assert m.weights == "raw"
     # another network width
     other = tiny_config(**{"model.base_channels": 16})
-    with pytest.raises(CheckpointError, match=r"last\.pt: checkpoint does not match.*base_channels"):
+    with pytest.raises(
+        CheckpointError, match=r"last\.pt: checkpoint does not match.*base_channels"
+    ):
         load_method(tmp_path / "last.pt", expect=other)
     # another schedule preset
     with pytest.raises(CheckpointError, match="schedule"):
@@ -152,6 +171,7 @@ def test_lpips_term_enters_the_loss_with_a_supplied_network(pairs):
     big = SyntheticPairs(n=2, size=64)  # AlexNet needs at least ~32 pixels per side
     batch = {"hr": big.hr, "lr": big.lr, "seed": torch.tensor([1, 2])}
     out = m(batch)
-    assert math.isclose(out["loss"].item(), 10 * out["mse"].item() + out["lpips"].item(),
-                        rel_tol=1e-5)
+    assert math.isclose(
+        out["loss"].item(), 10 * out["mse"].item() + out["lpips"].item(), rel_tol=1e-5
+    )
     assert out["lpips"].item() > 0

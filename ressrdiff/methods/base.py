@@ -47,8 +47,10 @@ def diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
         return out
     if isinstance(a, list | tuple) and isinstance(b, list | tuple) and len(a) == len(b):
         if all(isinstance(x, float | int) for x in (*a, *b)):
-            same = all(abs(float(x) - float(y)) <= 1e-12 * max(1.0, abs(float(x)))
-                       for x, y in zip(a, b, strict=True))
+            same = all(
+                abs(float(x) - float(y)) <= 1e-12 * max(1.0, abs(float(x)))
+                for x, y in zip(a, b, strict=True)
+            )
             return [] if same else [f"{prefix[:-1]}: {a} != {b}"]
     return [] if a == b else [f"{prefix[:-1]}: {a!r} != {b!r}"]
 
@@ -103,5 +105,6 @@ class Method(nn.Module):
             more = f" (+{len(diffs) - 3} more)" if len(diffs) > 3 else ""
             raise CheckpointError(
                 f"{path}: checkpoint does not match the config: "
-                + "; ".join(f"checkpoint {d}" for d in diffs[:3]) + more
+                + "; ".join(f"checkpoint {d}" for d in diffs[:3])
+                + more
             )

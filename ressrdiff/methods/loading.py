@@ -46,7 +46,9 @@ def load_method(
             net.load_state_dict(source[name])
         except (KeyError, RuntimeError) as e:
             first = str(e).strip().splitlines()[0]
-            raise CheckpointError(f"{path}: weights do not fit network {name!r} ({first})") from None
+            raise CheckpointError(
+                f"{path}: weights do not fit network {name!r} ({first})"
+            ) from None
     method.trained_step = int(ckpt.get("step", 0))
     method.weights = "ema" if source is ckpt.get("ema") else "raw"
     return method.to(device).eval()

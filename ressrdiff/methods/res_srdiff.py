@@ -20,9 +20,14 @@ __all__ = ["ResSRDiff", "MODEL_PRESETS", "resolve_model_config", "loss_eq13"]
 MODEL_PRESETS: dict[str, UNetConfig] = {"tiny-cpu": TINY_CPU, "paper-gpu": PAPER_GPU}
 
 
-def resolve_model_config(d: dict[str, Any]) -> UNetConfig:
-    """``{"preset": "tiny-cpu", **overrides}`` or a full dict -> :class:`UNetConfig`."""
+def resolve_model_config(d: dict[str, Any], T: int | None = None) -> UNetConfig:
+    """``{"preset": "tiny-cpu", **overrides}`` or a full dict -> :class:`UNetConfig`.
+
+    Unless given, ``max_timestep`` is set to the schedule's T, so that the time embedding spans
+    its full range whatever T is (the network itself knows no schedule)."""
     d = dict(d)
+    if T is not None:
+        d.setdefault("max_timestep", T)
     name = d.pop("preset", "tiny-cpu")
     if name not in MODEL_PRESETS:
         raise ValueError(f"model.preset {name!r} unknown; choose {sorted(MODEL_PRESETS)}")
@@ -51,9 +56,9 @@ class ResSRDiff(Method):
 
     def __init__(self, cfg: RunConfig, *, lpips_net: nn.Module | None = None) -> None:
         super().__init__(cfg)
-        self.model_cfg = resolve_model_config(cfg.model)
-        self.net = UNet(self.model_cfg)
         self.schedule: Schedule = cfg.schedule.build()
+        self.model_cfg = resolve_model_config(cfg.model, self.schedule.T)
+        self.net = UNet(self.model_cfg)
         self.sample_steps = int(cfg.schedule.resolved()["sample_steps"])
         self.lambda_mse = cfg.lambda_mse
         self.scale_input = cfg.scale_input
@@ -63,12 +68,16 @@ class ResSRDiff(Method):
             if net is None:
                 if cfg.loss.lpips == "required":
                     raise RuntimeError(desc)
-                warn_once(f"{desc}. Training uses {self.lambda_mse:g}*MSE alone (eq 13 without "
-                          "its LPIPS term); the checkpoint records this.")
+                warn_once(
+                    f"{desc}. Training uses {self.lambda_mse:g}*MSE alone (eq 13 without "
+                    "its LPIPS term); the checkpoint records this."
+                )
         self._lpips = [net]  # a list keeps LPIPS out of state_dict and parameters
         self.loss_description = f"{self.lambda_mse:g}*MSE" + (
-            f" + {desc}" if net is not None
-            else " (LPIPS switched off)" if cfg.loss.lpips == "off"
+            f" + {desc}"
+            if net is not None
+            else " (LPIPS switched off)"
+            if cfg.loss.lpips == "off"
             else f" alone ({desc})"
         )
 
@@ -132,8 +141,11 @@ class ResSRDiff(Method):
     ):
         """Algorithm 2 with ``steps`` sampling steps (default: the preset's; respaced if < T)."""
         return sample(
-            self.predictor(), x_lr, self.sampling_schedule(steps),
-            generator=generator, return_trajectory=return_trajectory,
+            self.predictor(),
+            x_lr,
+            self.sampling_schedule(steps),
+            generator=generator,
+            return_trajectory=return_trajectory,
         )
 
     @torch.no_grad()
@@ -147,6 +159,10 @@ class ResSRDiff(Method):
     ) -> EnsembleResult:
         """N samples per input with mean and standard-deviation (uncertainty) maps."""
         return sample_ensemble(
-            self.predictor(), x_lr, self.sampling_schedule(steps), num_samples,
-            generator=generator, chunk=chunk,
+            self.predictor(),
+            x_lr,
+            self.sampling_schedule(steps),
+            num_samples,
+            generator=generator,
+            chunk=chunk,
         )
