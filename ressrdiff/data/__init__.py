@@ -1,47 +1,35 @@
 """Data layer: volume I/O, the paper's degradation, normalisation, slices and demo data.
 
-Knows no model; imports nothing from ``ressrdiff`` outside this package.
+Knows no model; imports nothing from ``ressrdiff`` outside this package. Names are imported
+lazily, so that ``ressrdiff.data.slices`` (numpy and torch only) works where SimpleITK is absent.
 """
 
-from ressrdiff.data.degrade import PRESETS, check_same_grid, degrade, downsample, regrid, same_grid
-from ressrdiff.data.intensity import IntensityParams, invert, minmax_slices, robust_volume
-from ressrdiff.data.io import (
-    VolumeError,
-    read_slice_2d,
-    read_volume,
-    write_slice_2d,
-    write_volume,
-)
-from ressrdiff.data.slices import (
-    PairedSlices,
-    PatchDataset,
-    SliceDataset,
-    drop_empty,
-    volume_to_slices,
-)
-from ressrdiff.data.sources import demo_pairs, icbm152_path
+from __future__ import annotations
 
-__all__ = [
-    "PRESETS",
-    "IntensityParams",
-    "PairedSlices",
-    "PatchDataset",
-    "SliceDataset",
-    "VolumeError",
-    "check_same_grid",
-    "degrade",
-    "demo_pairs",
-    "downsample",
-    "drop_empty",
-    "icbm152_path",
-    "invert",
-    "minmax_slices",
-    "read_slice_2d",
-    "read_volume",
-    "regrid",
-    "robust_volume",
-    "same_grid",
-    "volume_to_slices",
-    "write_slice_2d",
-    "write_volume",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "degrade": [
+        "PRESETS",
+        "check_same_grid",
+        "degrade",
+        "downsample",
+        "regrid",
+        "same_grid",
+        "upsample_slice",
+    ],
+    "intensity": ["IntensityParams", "invert", "minmax_slices", "robust_volume"],
+    "io": ["VolumeError", "read_slice_2d", "read_volume", "write_slice_2d", "write_volume"],
+    "slices": ["PairedSlices", "PatchDataset", "SliceDataset", "drop_empty", "volume_to_slices"],
+    "sources": ["demo_pairs", "icbm152_path"],
+}
+_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'ressrdiff.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"ressrdiff.data.{_WHERE[name]}"), name)
