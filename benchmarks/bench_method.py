@@ -90,10 +90,14 @@ def main() -> None:
     cfg = load_config(args.config).replace(**overrides)
     method = build_method(cfg).to(device).eval()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-    print(f"ressrdiff {__version__}, torch {torch.__version__}, device {device} ({name}), "
-          f"threads {torch.get_num_threads()}")
-    print(f"config {args.config}: {count_parameters(method.net) / 1e6:.2f} M parameters, "
-          f"schedule T={method.schedule.T}, use_swin={method.model_cfg.use_swin}")
+    print(
+        f"ressrdiff {__version__}, torch {torch.__version__}, device {device} ({name}), "
+        f"threads {torch.get_num_threads()}"
+    )
+    print(
+        f"config {args.config}: {count_parameters(method.net) / 1e6:.2f} M parameters, "
+        f"schedule T={method.schedule.T}, use_swin={method.model_cfg.use_swin}"
+    )
 
     precisions = [("fp32", False)] + ([("bf16", True)] if args.bf16 else [])
     rows = []
@@ -111,15 +115,17 @@ def main() -> None:
             # a 1000-step DDPM-style sampler with the same network: time 20 evaluations
             sched20 = Schedule.from_eq14(20, 2.0, 0.02, 0.99995, 0.3)
 
-            def run20(x=x, bf16=bf16):
+            def run20(x=x, bf16=bf16, sched20=sched20):
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                     sample(method.net, x, sched20)  # the bare network: 20 evaluations
 
             ts = timed(run20, device, max(1, args.repeats - 1))
             per = statistics.mean(ts) / B
             rows.append((B, prec, "1000 (from 20)", per * 50, statistics.pstdev(ts) / B * 50))
-    print(f"\nSampling, {args.size}x{args.size} slices (mean over {args.repeats} runs, "
-          f"after one warm-up):")
+    print(
+        f"\nSampling, {args.size}x{args.size} slices (mean over {args.repeats} runs, "
+        f"after one warm-up):"
+    )
     print(f"{'batch':>5} {'prec':>5} {'steps K':>15} {'s/slice':>10} {'sd':>8} {'x vs K=4':>9}")
     for B, prec, K, m, sd in rows:
         ref = next(r[3] for r in rows if r[0] == B and r[1] == prec and r[2] == "4")
@@ -127,8 +133,14 @@ def main() -> None:
     print(f"peak memory after sampling: {peak_mem(device)}")
 
     # training throughput
-    tcfg = cfg.replace(**{"train.batch_size": args.train_batch, "train.steps": 10**6,
-                          "train.ckpt_every": 10**6, "train.ema_decay": 0.999})
+    tcfg = cfg.replace(
+        **{
+            "train.batch_size": args.train_batch,
+            "train.steps": 10**6,
+            "train.ckpt_every": 10**6,
+            "train.ema_decay": 0.999,
+        }
+    )
     ds = RandomPairs(max(64, args.train_batch * 4), args.train_size)
     import tempfile
 
@@ -143,9 +155,11 @@ def main() -> None:
         _sync(device)
         dt = time.perf_counter() - t0
     amp = "bf16 autocast + channels-last" if device.type == "cuda" and tcfg.train.bf16 else "fp32"
-    print(f"\nTraining ({amp}), {args.train_size}x{args.train_size}, batch {args.train_batch}: "
-          f"{args.train_steps / dt:.2f} steps/s ({dt / args.train_steps:.3f} s/step, "
-          f"{args.train_steps} steps after 3 warm-up)")
+    print(
+        f"\nTraining ({amp}), {args.train_size}x{args.train_size}, batch {args.train_batch}: "
+        f"{args.train_steps / dt:.2f} steps/s ({dt / args.train_steps:.3f} s/step, "
+        f"{args.train_steps} steps after 3 warm-up)"
+    )
     print(f"peak memory after training: {peak_mem(device)}")
 
 

@@ -1,11 +1,12 @@
 """Write the demo slice pairs (nearest and B-spline LR) to one .npz for train_eval.py.
 
-    python benchmarks/export_demo.py demo.npz
+python benchmarks/export_demo.py demo.npz
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -19,10 +20,14 @@ def main(path: str) -> None:
     f16 = np.float16
     np.savez_compressed(
         path,
-        train_hr=near["train"].hr.astype(f16), train_lr=near["train"].lr.astype(f16),
-        test_hr=near["test"].hr.astype(f16), test_lr_nearest=near["test"].lr.astype(f16),
-        test_lr_bspline=bspl["test"].lr.astype(f16), test_index=near["test"].index,
+        train_hr=near["train"].hr.astype(f16),
+        train_lr=near["train"].lr.astype(f16),
+        test_hr=near["test"].hr.astype(f16),
+        test_lr_nearest=near["test"].lr.astype(f16),
+        test_lr_bspline=bspl["test"].lr.astype(f16),
+        test_index=near["test"].index,
     )
+    np.save(Path(path).with_name("demo_test_slice_lr.npy"), near["test"].lr[0])
     print(f"{path}: train {near['train'].hr.shape}, test {near['test'].hr.shape}")
 
 

@@ -48,8 +48,11 @@ def main() -> None:
 
     z = np.load(args.npz)
     cfg = load_config(args.config)
-    over = {"train.steps": args.steps, "train.device": args.device,
-            "train.ckpt_every": max(1, args.steps // 4)}
+    over = {
+        "train.steps": args.steps,
+        "train.device": args.device,
+        "train.ckpt_every": max(1, args.steps // 4),
+    }
     if args.batch:
         over["train.batch_size"] = args.batch
     if args.patch:
@@ -59,8 +62,12 @@ def main() -> None:
         over[k] = yaml.safe_load(v)
     cfg = cfg.replace(**over)
     n = len(z["train_hr"])
-    pairs = PairedSlices(hr=z["train_hr"].astype(np.float32), lr=z["train_lr"].astype(np.float32),
-                         subject=np.array(["train"] * n), index=np.arange(n))
+    pairs = PairedSlices(
+        hr=z["train_hr"].astype(np.float32),
+        lr=z["train_lr"].astype(np.float32),
+        subject=np.array(["train"] * n),
+        index=np.arange(n),
+    )
     ds = PatchDataset(pairs, cfg.data.patch, seed=cfg.seed, augment=cfg.data.augment)
     out = Path(args.out)
     tr = Trainer(cfg, out, dataset=ds, resume=(out / "last.pt").exists())
@@ -103,29 +110,54 @@ def main() -> None:
             np.save(out / "sr_k4.npy", sr[:, 0].numpy().astype(np.float16))
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"ressrdiff {__version__}, torch {torch.__version__}, {name}; config {args.config}, "
-          f"{args.steps} steps x batch {cfg.train.batch_size} at {cfg.data.patch}^2 in "
-          f"{train_s:.0f} s ({args.steps / train_s:.2f} steps/s); loss {method.loss_description}")
-    print(f"final training loss (mean of last 50 steps): "
-          f"{statistics.mean(h['loss'] for h in hist[-50:]):.4f}")
+    print(
+        f"ressrdiff {__version__}, torch {torch.__version__}, {name}; config {args.config}, "
+        f"{args.steps} steps x batch {cfg.train.batch_size} at {cfg.data.patch}^2 in "
+        f"{train_s:.0f} s ({args.steps / train_s:.2f} steps/s); loss {method.loss_description}"
+    )
+    print(
+        f"final training loss (mean of last 50 steps): "
+        f"{statistics.mean(h['loss'] for h in hist[-50:]):.4f}"
+    )
     print(f"\nPSNR on {len(hr)} held-out axial slices (dB, mean ± SD; [0,1], data range 1)")
     print(f"{'input / method':<22} {'whole slice':>16} {'foreground':>16} {'s/slice':>9}")
     summary = {}
     for k in res:
         a, b = np.array(res[k]), np.array(res_fg[k])
-        summary[k] = {"psnr": a.mean(), "psnr_sd": a.std(ddof=1), "psnr_fg": b.mean(),
-                      "psnr_fg_sd": b.std(ddof=1), "s_per_slice": timing.get(k)}
+        summary[k] = {
+            "psnr": a.mean(),
+            "psnr_sd": a.std(ddof=1),
+            "psnr_fg": b.mean(),
+            "psnr_fg_sd": b.std(ddof=1),
+            "s_per_slice": timing.get(k),
+        }
         ts = f"{timing[k]:.4f}" if k in timing else "-"
-        print(f"{k:<22} {a.mean():>8.2f} ± {a.std(ddof=1):<5.2f} "
-              f"{b.mean():>8.2f} ± {b.std(ddof=1):<5.2f} {ts:>9}")
-    ref = np.array(res["test_lr_bspline"])
-    for K in args.eval_steps:
-        d = np.array(res[f"res-srdiff K={K}"]) - ref
-        print(f"res-srdiff K={K} minus B-spline: {d.mean():+.2f} dB "
-              f"(better on {(d > 0).sum()}/{len(d)} slices)")
-    (out / "results.json").write_text(json.dumps(
-        {"summary": summary, "per_slice": res, "per_slice_fg": res_fg, "device": name,
-         "config": cfg.to_dict(), "train_seconds": train_s}, indent=1, default=float))
+        print(
+            f"{k:<22} {a.mean():>8.2f} ± {a.std(ddof=1):<5.2f} "
+            f"{b.mean():>8.2f} ± {b.std(ddof=1):<5.2f} {ts:>9}"
+        )
+    for label, table in (("whole slice", res), ("foreground", res_fg)):
+        ref = np.array(table["test_lr_bspline"])
+        for K in args.eval_steps:
+            d = np.array(table[f"res-srdiff K={K}"]) - ref
+            print(
+                f"{label}: res-srdiff K={K} minus B-spline: {d.mean():+.2f} dB "
+                f"(better on {(d > 0).sum()}/{len(d)} slices)"
+            )
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "summary": summary,
+                "per_slice": res,
+                "per_slice_fg": res_fg,
+                "device": name,
+                "config": cfg.to_dict(),
+                "train_seconds": train_s,
+            },
+            indent=1,
+            default=float,
+        )
+    )
 
 
 if __name__ == "__main__":

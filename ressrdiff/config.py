@@ -38,6 +38,14 @@ def _build(cls, d: dict | None, where: str):
     unknown = sorted(set(d) - names)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(names)}")
+    for f in fields(cls):
+        v, kind = d.get(f.name), str(f.type)
+        numeric = ("float" in kind or "int" in kind) and "str" not in kind and "dict" not in kind
+        if numeric and isinstance(v, str):  # YAML reads 1e-4 (no dot) as a string
+            try:
+                d[f.name] = float(v) if "float" in kind else int(v)
+            except ValueError:
+                raise ConfigError(f"{where}.{f.name}: expected a number, got {v!r}") from None
     return cls(**d)
 
 
@@ -204,14 +212,18 @@ def load_config(path_or_name: str | Path) -> RunConfig:
     """Load a run config from a YAML/JSON file, or a shipped one by name (e.g. 'tiny-cpu')."""
     p = Path(path_or_name)
     if not p.exists() and p.suffix == "" and str(path_or_name) in named_configs():
-        text = resources.files("ressrdiff.configs").joinpath(f"{path_or_name}.yaml").read_text()
+        text = (
+            resources.files("ressrdiff.configs")
+            .joinpath(f"{path_or_name}.yaml")
+            .read_text(encoding="utf-8")
+        )
         where = f"{path_or_name} (shipped config)"
     elif not p.is_file():
         raise ConfigError(
             f"{p}: no such config file (shipped configs: {', '.join(named_configs())})"
         )
     else:
-        text, where = p.read_text(), str(p)
+        text, where = p.read_text(encoding="utf-8"), str(p)
     try:
         d = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
     except (yaml.YAMLError, json.JSONDecodeError) as e:

@@ -133,6 +133,8 @@ class Trainer:
         self.dist, self.device = _init_distributed(cfg.train.device)
         if self.dist.main:
             self.out.mkdir(parents=True, exist_ok=True)
+            for stale in self.out.glob(".last.pt.*.tmp"):  # left by a kill during a write
+                stale.unlink(missing_ok=True)
         self.progress = progress and self.dist.main
         torch.manual_seed(cfg.seed)
         self.method = (method or build_method(cfg)).to(self.device)
@@ -307,7 +309,7 @@ class Trainer:
         if not self.dist.main:
             return
         tmp = self.out / ".log.jsonl.tmp"
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.history))
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.history), encoding="utf-8")
         os.replace(tmp, self.out / "log.jsonl")
         meta = {
             "ressrdiff_version": __version__,
@@ -318,7 +320,7 @@ class Trainer:
             "world_size": self.dist.world,
         }
         tmp = self.out / ".run.json.tmp"
-        tmp.write_text(json.dumps(meta, indent=2))
+        tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
         os.replace(tmp, self.out / "run.json")
 
 

@@ -173,3 +173,50 @@ def test_ddp_two_processes_match_one_process_with_the_global_batch(tmp_path):
     np.testing.assert_allclose(la, lb, rtol=1e-5)
     for k, v in a["networks"]["net"].items():
         torch.testing.assert_close(v, b["networks"]["net"][k], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_training_killed_with_sigkill_resumes_exactly(tmp_path):
+    """Kill a real training process mid-run (SIGKILL), resume it, and compare with a run that
+    was never interrupted: the same losses at every step and the same final weights."""
+    import signal
+    import time
+
+    cfg, _ = _write_run(tmp_path, steps=40, batch=4)
+    text = cfg.read_text(encoding="utf-8").replace("ckpt_every: 100", "ckpt_every: 3")
+    cfg.write_text(text)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ressrdiff",
+            "train",
+            "--config",
+            str(cfg),
+            "--out",
+            str(killed),
+            "--quiet",
+        ],
+        env={**os.environ, "OMP_NUM_THREADS": "2"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    log = killed / "log.jsonl"
+    while time.time() < deadline:
+        if log.exists() and len(log.read_text(encoding="utf-8").splitlines()) >= 6:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    step_at_kill = load_checkpoint(killed / "last.pt")["step"]
+    assert 6 <= step_at_kill < 40, f"the run was not interrupted mid-way ({step_at_kill})"
+    assert main(["train", "--config", str(cfg), "--out", str(killed), "--resume", "--quiet"]) == 0
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "whole"), "--quiet"]) == 0
+    a = load_checkpoint(killed / "last.pt")
+    b = load_checkpoint(tmp_path / "whole" / "last.pt")
+    assert a["step"] == b["step"] == 40
+    assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+    for k, v in a["networks"]["net"].items():
+        assert torch.equal(v, b["networks"]["net"][k]), k

@@ -22,8 +22,9 @@ def test_per_sample_draws_identical_on_cpu_and_cuda():
 
 
 def test_bf16_channels_last_training_reduces_loss(tmp_path):
-    cfg = tiny_config(**{"train.device": "cuda", "train.steps": 60, "train.lr": 3e-3,
-                         "train.ckpt_every": 1000})
+    cfg = tiny_config(
+        **{"train.device": "cuda", "train.steps": 60, "train.lr": 3e-3, "train.ckpt_every": 1000}
+    )
     tr = Trainer(cfg, tmp_path, dataset=SyntheticPairs(n=16, size=32), progress=False)
     assert next(tr.method.net.parameters()).is_cuda
     hist = tr.train()

@@ -18,10 +18,12 @@ def test_psnr_closed_form_and_mask():
     mask = torch.zeros_like(ref, dtype=torch.bool)
     mask[:, :, 4:] = True  # only the untouched half of image 1
     assert psnr(x, ref, mask=mask)[1].item() > 150  # error-free region: capped by 1e-20
-    assert math.isclose(psnr(x, ref, data_range=2.0)[0].item(), 20 + 20 * math.log10(2),
-                        abs_tol=1e-5)
+    assert math.isclose(
+        psnr(x, ref, data_range=2.0)[0].item(), 20 + 20 * math.log10(2), abs_tol=1e-5
+    )
 
 
 def test_to_unit():
-    assert torch.equal(to_unit(torch.tensor([-1.0, 0.0, 1.0, 3.0])),
-                       torch.tensor([0.0, 0.5, 1.0, 1.0]))
+    assert torch.equal(
+        to_unit(torch.tensor([-1.0, 0.0, 1.0, 3.0])), torch.tensor([0.0, 0.5, 1.0, 1.0])
+    )

@@ -148,6 +148,7 @@ def test_bad_config_errors(tmp_path):
 
 
 def test_lpips_fallback_is_recorded(tmp_path, pairs, monkeypatch):
+    pytest.importorskip("lpips")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "nohub"))
     import ressrdiff.perceptual as P
 
@@ -162,6 +163,7 @@ def test_lpips_fallback_is_recorded(tmp_path, pairs, monkeypatch):
 
 def test_lpips_term_enters_the_loss_with_a_supplied_network(pairs):
     """Plumbing only: a random-backbone LPIPS is not a metric, but it must add to the loss."""
+    pytest.importorskip("lpips")
     from ressrdiff.methods.res_srdiff import ResSRDiff
     from ressrdiff.perceptual import load_lpips
 
