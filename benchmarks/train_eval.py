@@ -116,8 +116,8 @@ def main() -> None:
         f"{train_s:.0f} s ({args.steps / train_s:.2f} steps/s); loss {method.loss_description}"
     )
     print(
-        f"final training loss (mean of last 50 steps): "
-        f"{statistics.mean(h['loss'] for h in hist[-50:]):.4f}"
+        f"final training loss (mean of the last {len(hist[-5:])} log records, "
+        f"{cfg.train.log_every} steps each): {statistics.mean(h['loss'] for h in hist[-5:]):.4f}"
     )
     print(f"\nPSNR on {len(hr)} held-out axial slices (dB, mean ± SD; [0,1], data range 1)")
     print(f"{'input / method':<22} {'whole slice':>16} {'foreground':>16} {'s/slice':>9}")

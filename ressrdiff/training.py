@@ -277,7 +277,8 @@ class Trainer:
 
     # -- loop ---------------------------------------------------------------------------------
     def train(self, stop_at: int | None = None) -> list[dict[str, float]]:
-        """Run until ``train.steps`` (or ``stop_at``); return the per-step history."""
+        """Run until ``train.steps`` (or ``stop_at``); return the history: one record per
+        ``log_every`` steps holding the mean loss terms over those steps."""
         end = min(self.cfg.train.steps, stop_at or self.cfg.train.steps)
         t = self.cfg.train
         bar = tqdm(
@@ -289,12 +290,18 @@ class Trainer:
             dynamic_ncols=True,
         )
         t0, s0 = time.perf_counter(), self.step
+        window: list[dict[str, float]] = []
         while self.step < end:
-            rec = self.train_step()
-            rec["time_s"] = time.perf_counter() - t0
-            self.history.append(rec)
-            rate = (self.step - s0) / max(1e-9, time.perf_counter() - t0)
+            window.append(self.train_step())
             if self.step % t.log_every == 0 or self.step == end:
+                # one history record per log_every steps: the mean over those steps
+                rec = {k: sum(r[k] for r in window) / len(window) for k in window[-1]}
+                rec["step"] = self.step
+                rec["lr"] = window[-1]["lr"]
+                rec["time_s"] = time.perf_counter() - t0
+                self.history.append(rec)
+                window.clear()
+                rate = (self.step - s0) / max(1e-9, time.perf_counter() - t0)
                 bar.set_postfix(loss=f"{rec['loss']:.4f}", steps_per_s=f"{rate:.2f}")
             bar.update(1)
             if self.step % t.ckpt_every == 0 or self.step == end:
