@@ -51,7 +51,6 @@ def main() -> None:
     over = {
         "train.steps": args.steps,
         "train.device": args.device,
-        "train.ckpt_every": max(1, args.steps // 4),
     }
     if args.batch:
         over["train.batch_size"] = args.batch

@@ -134,6 +134,11 @@ class TrainConfig:
         for k in ("steps", "batch_size", "log_every", "ckpt_every"):
             if int(getattr(self, k)) < 1:
                 raise ConfigError(f"train.{k} must be >= 1, got {getattr(self, k)}")
+        if int(self.ckpt_every) % int(self.log_every):
+            raise ConfigError(
+                f"train.ckpt_every ({self.ckpt_every}) must be a multiple of train.log_every "
+                f"({self.log_every}), so that a resumed run logs exactly what an unbroken one does"
+            )
         if self.warmup_steps < 0 or self.lr <= 0:
             raise ConfigError("train: warmup_steps must be >= 0 and lr > 0")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:

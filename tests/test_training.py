@@ -177,3 +177,8 @@ def test_lpips_term_enters_the_loss_with_a_supplied_network(pairs):
         out["loss"].item(), 10 * out["mse"].item() + out["lpips"].item(), rel_tol=1e-5
     )
     assert out["lpips"].item() > 0
+
+
+def test_ckpt_every_must_be_a_multiple_of_log_every():
+    with pytest.raises(ConfigError, match="multiple of train.log_every"):
+        tiny_config(**{"train.log_every": 4, "train.ckpt_every": 6})
