@@ -68,16 +68,14 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
     from .data.degrade import upsample_slice
     from .data.intensity import invert, minmax_slices
-    from .data.io import VolumeError, read_slice_2d, write_slice_2d
+    from .data.io import SLICE_WRITE_SUFFIXES, check_output_path, read_slice_2d, write_slice_2d
     from .methods import load_method
 
     src = Path(args.input)
-    outs = [Path(args.output)] + ([Path(args.std_out)] if args.std_out else [])
-    for o in outs:
-        if o.resolve() == src.resolve():
-            raise VolumeError(f"{o}: output path equals the input; refusing to overwrite it")
     if args.samples > 1 and not args.std_out:
         raise SystemExit("--samples N > 1 needs --std-out PATH for the standard-deviation map")
+    for o in [args.output] + ([args.std_out] if args.std_out else []):
+        check_output_path(o, allowed=SLICE_WRITE_SUFFIXES, refuse={"input": src})
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     method = load_method(args.checkpoint, device=device)
     arr = read_slice_2d(src)
@@ -177,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="sample in fp32 on CUDA (bf16 autocast is the default there)",
     )
     s.set_defaults(func=_cmd_sample)
+
+    from .sr_command import add_sr_parser
+
+    add_sr_parser(sub)
     return p
 
 

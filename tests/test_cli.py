@@ -126,7 +126,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 
 def test_help_texts():
-    for cmd in (["--help"], ["train", "--help"], ["sample", "--help"]):
+    for cmd in (["--help"], ["train", "--help"], ["sample", "--help"], ["sr", "--help"]):
         r = subprocess.run(
             [sys.executable, "-m", "ressrdiff", *cmd], capture_output=True, text=True, check=True
         )

@@ -14,7 +14,7 @@ import os
 import re
 import uuid
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,9 @@ __all__ = [
     "VolumeError",
     "VOLUME_SUFFIXES",
     "SLICE_SUFFIXES",
+    "WRITE_SUFFIXES",
+    "SLICE_WRITE_SUFFIXES",
+    "check_output_path",
     "suffix_of",
     "read_volume",
     "write_volume",
@@ -36,10 +39,10 @@ PathLike = str | os.PathLike[str]
 #: Volume formats read by :func:`read_volume` (a folder is read as a DICOM series).
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr")
 #: Volume formats written by :func:`write_volume` (single-file formats only, for atomicity).
-_WRITE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".nrrd")
+WRITE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".nrrd")
 #: 2-D slice formats read by :func:`read_slice_2d`.
 SLICE_SUFFIXES = (".npy", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp") + VOLUME_SUFFIXES
-_SLICE_WRITE_SUFFIXES = (".npy", ".png") + _WRITE_SUFFIXES
+SLICE_WRITE_SUFFIXES = (".npy", ".png") + WRITE_SUFFIXES
 
 
 class VolumeError(ValueError):
@@ -239,6 +242,41 @@ def _resolved(path: PathLike) -> Path:
     return Path(path).expanduser().resolve()
 
 
+def check_output_path(
+    path: PathLike,
+    *,
+    allowed: tuple[str, ...] = WRITE_SUFFIXES,
+    refuse: Mapping[str, PathLike | None] | Iterable[PathLike | None] = (),
+) -> Path:
+    """Check, without writing, that ``path`` may be written: a suffix in ``allowed``, not one of
+    ``refuse`` (paths, or ``{role: path}`` to name the role in the error), and an existing,
+    writable folder. Returns the resolved path.
+
+    Raises:
+        VolumeError: one line naming ``path``.
+    """
+    target = Path(path).expanduser()
+    suffix = suffix_of(target)
+    if suffix not in allowed:
+        raise VolumeError(
+            f"{path}: cannot write suffix {suffix or '(none)'!r}; use one of {', '.join(allowed)}"
+        )
+    resolved = _resolved(target)
+    named = refuse.items() if isinstance(refuse, Mapping) else (("", p) for p in refuse)
+    for role, other in named:
+        if other is not None and _resolved(other) == resolved:
+            what = f"output path equals the {role}" if role else "output path is an input file"
+            raise VolumeError(f"{path}: {what}; refusing to overwrite an input file")
+    folder = resolved.parent
+    if not folder.is_dir():
+        raise VolumeError(f"{path}: output folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise VolumeError(f"{path}: output folder {folder} is not writable")
+    if resolved.is_dir():
+        raise VolumeError(f"{path}: is a folder, not a file")
+    return resolved
+
+
 def _atomic_write(
     path: PathLike,
     writer: Callable[[str], None],
@@ -247,23 +285,8 @@ def _atomic_write(
     refuse: Iterable[PathLike] = (),
 ) -> Path:
     """Write through ``writer(tmp_path)`` to a temporary file beside ``path``, then move it."""
-    target = Path(path).expanduser()
-    suffix = suffix_of(target)
-    if suffix not in allowed:
-        raise VolumeError(
-            f"{path}: cannot write suffix {suffix or '(none)'!r}; use one of {', '.join(allowed)}"
-        )
-    resolved = _resolved(target)
-    for other in refuse:
-        if other is not None and _resolved(other) == resolved:
-            raise VolumeError(f"{path}: refusing to overwrite an input file")
-    folder = resolved.parent
-    if not folder.is_dir():
-        raise VolumeError(f"{path}: output folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise VolumeError(f"{path}: output folder {folder} is not writable")
-    if resolved.is_dir():
-        raise VolumeError(f"{path}: is a folder, not a file")
+    resolved = check_output_path(path, allowed=allowed, refuse=refuse)
+    folder, suffix = resolved.parent, suffix_of(resolved)
     stem = resolved.name[: -len(suffix)]
     tmp = folder / f".{stem}.tmp-{uuid.uuid4().hex[:12]}{suffix}"
     try:
@@ -298,7 +321,7 @@ def write_volume(
     return _atomic_write(
         path,
         lambda tmp: sitk.WriteImage(img, tmp, useCompression=compress),
-        allowed=_WRITE_SUFFIXES,
+        allowed=WRITE_SUFFIXES,
         refuse=refuse,
     )
 
@@ -379,4 +402,4 @@ def write_slice_2d(arr: np.ndarray, path: PathLike, *, refuse: Iterable[PathLike
         else:
             sitk.WriteImage(sitk.GetImageFromArray(a.astype(np.float32)), tmp, True)
 
-    return _atomic_write(path, writer, allowed=_SLICE_WRITE_SUFFIXES, refuse=refuse)
+    return _atomic_write(path, writer, allowed=SLICE_WRITE_SUFFIXES, refuse=refuse)

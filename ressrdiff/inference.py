@@ -1,0 +1,335 @@
+"""Whole-volume super-resolution: a trained 2-D method applied slice by slice to a 3-D volume.
+
+The volume is cut into 2-D slices along one image axis, each slice is min-max normalised to
+[-1, 1] (as in training), slices are super-resolved in batches, mapped back to the input's
+intensity units and stacked onto the HR grid. A genuinely low-resolution volume is first
+re-gridded onto the FOV-preserving HR grid of the checkpoint's degradation preset, the inverse of
+:func:`ressrdiff.data.degrade.downsample`.
+
+:func:`super_resolve_file` adds the file handling: every input and output problem is reported as
+a one-line error naming the file *before* the checkpoint is loaded, and the outputs (SR and, for
+an ensemble, the standard-deviation map) are written together or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from tqdm.auto import tqdm
+
+from .checkpoint import CheckpointError
+from .data.degrade import PRESETS, regrid, resolve_factors
+from .data.intensity import invert, minmax_slices
+from .data.io import (
+    check_output_path,
+    read_volume,
+    suffix_of,
+    write_volume,
+)
+from .data.slices import image_axis_to_numpy
+from .methods import Method, load_method
+
+__all__ = [
+    "AXES",
+    "SRReport",
+    "check_preset",
+    "default_std_path",
+    "hr_reference",
+    "load_sr_method",
+    "super_resolve_file",
+    "super_resolve_volume",
+]
+
+PathLike = str | os.PathLike[str]
+
+#: Image axis names (SimpleITK order) accepted on the command line.
+AXES: dict[str, int] = {"x": 0, "y": 1, "z": 2}
+
+
+def load_sr_method(path: PathLike, *, device: str | torch.device = "cpu") -> Method:
+    """:func:`~ressrdiff.methods.load_method` with EMA weights; the method remembers ``path``
+    (``method.checkpoint_path``) so that later errors can name the checkpoint."""
+    method = load_method(path, device=device, use_ema=True)
+    method.checkpoint_path = str(path)
+    return method
+
+
+def _ckpt_name(method: Method, checkpoint: PathLike | None) -> str:
+    return str(checkpoint or getattr(method, "checkpoint_path", None) or "checkpoint")
+
+
+def check_preset(method: Method, preset: str | None, checkpoint: PathLike | None = None) -> str:
+    """The checkpoint's degradation preset; a one-line :class:`CheckpointError` when ``preset``
+    is given and differs from it."""
+    trained = method.cfg.data.preset
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+        if preset != trained:
+            raise CheckpointError(
+                f"{_ckpt_name(method, checkpoint)}: trained for preset {trained!r}, not {preset!r}"
+            )
+    return trained
+
+
+def hr_reference(lr: sitk.Image, factors: str | float | np.ndarray) -> sitk.Image:
+    """An empty float32 image on the HR grid of a genuinely low-resolution volume ``lr``.
+
+    Same FOV as :func:`~ressrdiff.data.degrade.downsample`, inverted: HR spacing ``s / f``, size
+    ``n * f`` and origin ``o - D @ ((f - 1) / 2 * s / f)`` (``D`` the direction matrix).
+    """
+    dim = lr.GetDimension()
+    f = resolve_factors(factors, dim)
+    size = np.asarray(lr.GetSize(), dtype=np.float64)
+    spacing = np.asarray(lr.GetSpacing(), dtype=np.float64) / f
+    direction = np.asarray(lr.GetDirection(), dtype=np.float64).reshape(dim, dim)
+    origin = np.asarray(lr.GetOrigin(), dtype=np.float64) - direction @ ((f - 1.0) / 2.0 * spacing)
+    ref = sitk.Image([int(round(v)) for v in size * f], sitk.sitkFloat32)
+    ref.SetSpacing(spacing.tolist())
+    ref.SetOrigin(origin.tolist())
+    ref.SetDirection(lr.GetDirection())
+    return ref
+
+
+def _on_grid(arr: np.ndarray, reference: sitk.Image) -> sitk.Image:
+    img = sitk.GetImageFromArray(np.ascontiguousarray(arr, dtype=np.float32))
+    img.CopyInformation(reference)
+    return img
+
+
+def super_resolve_volume(
+    method: Method,
+    img: sitk.Image,
+    *,
+    steps: int | None = None,
+    samples: int = 1,
+    axis: int = 2,
+    batch: int = 8,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    bf16: bool = True,
+    input_is_lr: bool = False,
+    preset: str | None = None,
+    progress: bool = True,
+    checkpoint: PathLike | None = None,
+    stats: dict[str, int] | None = None,
+) -> tuple[sitk.Image, sitk.Image | None]:
+    """Super-resolve a 3-D volume slice by slice; returns ``(sr, std)`` (float32, HR grid).
+
+    ``img`` is on the HR grid already (e.g. re-gridded LR, as in the paper) unless
+    ``input_is_lr``: then it is re-gridded onto the HR grid of the checkpoint's preset factors
+    with the checkpoint's ``data.regrid`` interpolator. ``axis`` is the image axis (x=0, y=1,
+    z=2) the 2-D slices are cut across; ``batch`` bounds the network inputs per pass. Constant
+    slices are passed through unchanged. With ``samples`` > 1 the SR is the ensemble mean and
+    ``std`` the pixel-wise standard deviation in the input's units (else ``std`` is None).
+    Deterministic for a given ``seed``, ``batch`` and device. ``device`` (default: where the
+    method is) moves the method there if needed; bf16 autocast is used on CUDA only.
+    ``checkpoint`` names the checkpoint in errors (default ``method.checkpoint_path``); a
+    ``stats`` dict receives the number of ``slices`` and of ``network_slices`` (non-constant).
+    """
+    if img.GetDimension() != 3:
+        raise ValueError(f"super_resolve_volume: need a 3-D volume, got {img.GetDimension()}-D")
+    if samples < 1 or batch < 1 or (steps is not None and steps < 1):
+        raise ValueError(
+            f"super_resolve_volume: samples, batch and steps must be >= 1 "
+            f"(got samples={samples}, batch={batch}, steps={steps})"
+        )
+    trained = check_preset(method, preset, checkpoint)
+    np_axis = image_axis_to_numpy(axis)
+    dev = torch.device(device) if device is not None else next(method.parameters()).device
+    if next(method.parameters()).device != dev:
+        method.to(dev)
+
+    if input_is_lr:
+        reference = hr_reference(img, trained)
+        src = regrid(img, reference, method.cfg.data.regrid)
+    else:
+        reference, src = img, img
+    stack = np.moveaxis(sitk.GetArrayViewFromImage(src), np_axis, 0)  # (S, H, W)
+    y, params = minmax_slices(stack, axis=0)
+    active = np.flatnonzero(params.hi > params.lo)  # constant slices skip the network
+    sd = np.zeros_like(y) if samples > 1 else None
+    if stats is not None:
+        stats.update(slices=int(y.shape[0]), network_slices=int(active.size))
+
+    gen = torch.Generator(device=dev).manual_seed(int(seed))
+    per_pass = max(1, batch // samples) if samples > 1 else batch
+    use_bf16 = bf16 and dev.type == "cuda"
+    bar = tqdm(
+        total=int(active.size),
+        unit="slice",
+        desc="ressrdiff sr",
+        disable=not progress,
+        file=sys.stderr,
+        leave=False,
+    )
+    try:
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+            for start in range(0, active.size, per_pass):
+                idx = active[start : start + per_pass]
+                x_lr = torch.from_numpy(y[idx][:, None]).to(dev)
+                if samples > 1:
+                    ens = method.super_resolve_ensemble(
+                        x_lr, samples, steps=steps, generator=gen, chunk=batch
+                    )
+                    out, spread = ens.mean, ens.std
+                    sd[idx] = spread[:, 0].float().cpu().numpy()
+                else:
+                    out = method.super_resolve(x_lr, steps=steps, generator=gen)
+                y[idx] = out[:, 0].float().cpu().numpy()
+                bar.update(idx.size)
+    finally:
+        bar.close()
+
+    sr = np.moveaxis(invert(y, params), 0, np_axis)
+    std_img = None
+    if sd is not None:
+        scale = ((params.hi - params.lo) / 2.0)[:, None, None]
+        std_img = _on_grid(np.moveaxis(sd * scale, 0, np_axis), reference)
+    return _on_grid(sr, reference), std_img
+
+
+def default_std_path(output: PathLike) -> Path:
+    """``OUTPUT`` with ``_std`` before its suffix (``sr.nii.gz`` -> ``sr_std.nii.gz``)."""
+    p = Path(output)
+    suffix = suffix_of(p)
+    stem = p.name[: len(p.name) - len(suffix)] if suffix else p.name
+    return p.with_name(f"{stem}_std{p.name[len(stem) :]}")
+
+
+def _write_together(items: list[tuple[sitk.Image, Path]], refuse: list[Path]) -> None:
+    """Write every image to a hidden temporary file beside its target, then move them all into
+    place; on any failure the temporaries (and targets already moved) are removed."""
+    pending: list[tuple[Path, Path]] = []
+    moved: list[Path] = []
+    try:
+        for img, target in items:
+            suffix = suffix_of(target)
+            stem = target.name[: -len(suffix)]
+            tmp = target.parent / f".{stem}.pending-{uuid.uuid4().hex[:12]}{suffix}"
+            pending.append((tmp, target))
+            write_volume(img, tmp, refuse=refuse)
+        for tmp, target in pending:
+            os.replace(tmp, target)
+            moved.append(target)
+    except BaseException:
+        for tmp, _ in pending:
+            tmp.unlink(missing_ok=True)
+        if len(moved) < len(pending):
+            for target in moved:
+                target.unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class SRReport:
+    """What :func:`super_resolve_file` did."""
+
+    output: Path
+    std_output: Path | None
+    size: tuple[int, int, int]  # HR grid size (x, y, z)
+    axis: int
+    slices: int  # slices along ``axis``
+    network_slices: int  # slices sent to the network (non-constant)
+    seconds: float  # wall time, reading to writing
+    sampling_seconds: float  # time spent in super_resolve_volume
+
+    @property
+    def slices_per_second(self) -> float:
+        """Slices per second of sampling time."""
+        t = self.sampling_seconds
+        return self.slices / t if t > 0 else float("inf")
+
+
+def super_resolve_file(
+    input_path: PathLike,
+    output_path: PathLike,
+    checkpoint: PathLike,
+    *,
+    std_output: PathLike | None = None,
+    steps: int | None = None,
+    samples: int = 1,
+    axis: int | None = None,
+    batch: int = 8,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    bf16: bool = True,
+    input_is_lr: bool = False,
+    preset: str | None = None,
+    progress: bool = True,
+) -> SRReport:
+    """Read ``input_path``, super-resolve it with ``checkpoint`` and write ``output_path``.
+
+    With ``samples`` > 1 the standard-deviation map goes to ``std_output`` (default:
+    :func:`default_std_path`). ``axis`` defaults to the checkpoint's training axis (``data.axis``)
+    and ``device`` to CUDA when available. All inputs and outputs are checked before the
+    checkpoint is loaded; both outputs are written, or neither. Other arguments as in
+    :func:`super_resolve_volume`.
+    """
+    t0 = time.perf_counter()
+    if samples < 1 or batch < 1 or (steps is not None and steps < 1):
+        raise ValueError(
+            f"samples, batch and steps must be >= 1 (got samples={samples}, batch={batch}, "
+            f"steps={steps})"
+        )
+    if axis is not None and axis not in (0, 1, 2):
+        raise ValueError(f"axis must be 0 (x), 1 (y) or 2 (z), got {axis}")
+    if std_output is not None and samples == 1:
+        raise ValueError(f"{std_output}: a standard-deviation map needs samples > 1")
+    if samples > 1 and std_output is None:
+        std_output = default_std_path(output_path)
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+
+    # one-line errors for a missing/corrupt file, 2-D or 4-D, NaN/Inf or constant voxels
+    img = read_volume(input_path, ndim=3)
+    refuse = {"input": input_path, "checkpoint": checkpoint}
+    out = check_output_path(output_path, refuse=refuse)
+    std_out = None
+    if std_output is not None:
+        std_out = check_output_path(std_output, refuse={**refuse, "SR output": out})
+
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    method = load_sr_method(checkpoint, device=dev)
+    check_preset(method, preset, checkpoint)
+    ax = method.cfg.data.axis if axis is None else axis
+    stats: dict[str, int] = {}
+    t1 = time.perf_counter()
+    sr, sd = super_resolve_volume(
+        method,
+        img,
+        steps=steps,
+        samples=samples,
+        axis=ax,
+        batch=batch,
+        seed=seed,
+        device=dev,
+        bf16=bf16,
+        input_is_lr=input_is_lr,
+        preset=preset,
+        progress=progress,
+        checkpoint=checkpoint,
+        stats=stats,
+    )
+    t2 = time.perf_counter()
+    items = [(sr, out)] + ([(sd, std_out)] if sd is not None and std_out is not None else [])
+    inputs = [Path(input_path).expanduser().resolve(), Path(checkpoint).expanduser().resolve()]
+    _write_together(items[::-1], inputs)  # std first: the SR appears last
+    return SRReport(
+        output=out,
+        std_output=std_out if sd is not None else None,
+        size=tuple(sr.GetSize()),
+        axis=ax,
+        slices=stats["slices"],
+        network_slices=stats["network_slices"],
+        seconds=time.perf_counter() - t0,
+        sampling_seconds=t2 - t1,
+    )

@@ -1,0 +1,354 @@
+"""Whole-volume super-resolution (``ressrdiff sr``): grids, ensembles, presets, clear errors."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import yaml
+from conftest import TINY_MODEL, SyntheticPairs
+
+from ressrdiff import inference
+from ressrdiff.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ressrdiff.cli import main as cli_main
+from ressrdiff.config import ConfigError
+from ressrdiff.data.degrade import PRESETS, downsample, same_grid
+from ressrdiff.inference import (
+    default_std_path,
+    hr_reference,
+    load_sr_method,
+    super_resolve_volume,
+)
+from ressrdiff.sr_command import add_sr_parser
+
+# a rotation about z by 30 degrees, then a flip of y: a non-identity direction cosine matrix
+_C, _S = np.cos(np.pi / 6), np.sin(np.pi / 6)
+DIRECTION = tuple(np.array([[_C, _S, 0.0], [_S, -_C, 0.0], [0.0, 0.0, 1.0]]).ravel().tolist())
+
+
+def sr_main(argv: list[str]) -> int:
+    """``ressrdiff sr`` through a parser built like ``cli.main`` (same error handling)."""
+    parser = argparse.ArgumentParser(prog="ressrdiff")
+    add_sr_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["sr", *argv])
+    try:
+        return args.func(args)
+    except (ConfigError, CheckpointError, ValueError, FileNotFoundError) as e:
+        print(f"ressrdiff {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory) -> dict[str, str]:
+    """A tiny checkpoint trained for 2 steps ('brain-4x') and a copy relabelled 'prostate'."""
+    root = tmp_path_factory.mktemp("ckpt")
+    pairs = SyntheticPairs(n=8, size=16)
+    npz = root / "pairs.npz"
+    np.savez(npz, hr=pairs.hr[:, 0].numpy(), lr=pairs.lr[:, 0].numpy())
+    cfg = {
+        "name": "sr-test",
+        "seed": 0,
+        "model": TINY_MODEL,
+        "schedule": {"preset": "paper"},
+        "loss": {"lpips": "off"},
+        "data": {"source": "npz", "path": str(npz), "patch": 16, "augment": False},
+        "train": {
+            "steps": 2,
+            "batch_size": 4,
+            "lr": 1e-3,
+            "warmup_steps": 1,
+            "ckpt_every": 100,
+            "device": "cpu",
+            "ema_decay": None,
+        },
+    }
+    (root / "cfg.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    argv = ["train", "--config", str(root / "cfg.yaml"), "--out", str(root / "run"), "--quiet"]
+    assert cli_main(argv) == 0
+    brain = root / "run" / "last.pt"
+    ckpt = load_checkpoint(brain)
+    assert ckpt["config"]["data"]["preset"] == "brain-4x"
+    ckpt["config"]["data"]["preset"] = "prostate"
+    prostate = root / "prostate.pt"
+    save_checkpoint(prostate, {k: v for k, v in ckpt.items() if k != "format"})
+    return {"brain": str(brain), "prostate": str(prostate)}
+
+
+def make_volume(
+    size_xyz=(20, 24, 6), spacing=(0.7, 0.9, 2.5), origin=(-10.0, 4.0, 7.5), seed=0
+) -> sitk.Image:
+    """A smooth random volume in arbitrary units (50..1050) with a non-identity direction."""
+    rng = np.random.default_rng(seed)
+    x, y, z = size_xyz
+    a = rng.random((z + 2, y + 4, x + 4))
+    a = (a[:-2] + a[1:-1] + a[2:])[:, :-4] + np.roll(a[1:-1], 1, axis=1)[:, :-4]  # smooth-ish
+    a = a[..., :-4] + a[..., 2:-2] + a[..., 4:]
+    a = 50 + 1000 * (a - a.min()) / (a.max() - a.min())
+    img = sitk.GetImageFromArray(a.astype(np.float32))
+    img.SetSpacing(spacing)
+    img.SetOrigin(origin)
+    img.SetDirection(DIRECTION)
+    return img
+
+
+def write(img: sitk.Image, path) -> str:
+    sitk.WriteImage(img, str(path))
+    return str(path)
+
+
+def read(path) -> tuple[sitk.Image, np.ndarray]:
+    img = sitk.ReadImage(str(path))
+    return img, sitk.GetArrayFromImage(img)
+
+
+def listing(folder) -> set[str]:
+    return set(os.listdir(folder))
+
+
+def test_hr_grid_volume_keeps_grid_units_and_is_deterministic(ckpts, tmp_path, capsys):
+    src = make_volume()
+    arr = sitk.GetArrayFromImage(src)
+    inp = write(src, tmp_path / "in.nii.gz")
+    out, out2 = tmp_path / "sr.nii.gz", tmp_path / "sr2.nii.gz"
+    args = [inp, "-o", str(out), "--checkpoint", ckpts["brain"], "--quiet", "--batch", "4"]
+    assert sr_main(args) == 0
+    summary = capsys.readouterr().out.strip()
+    assert summary.count("\n") == 0 and "slices/s" in summary and str(out) in summary
+    img, sr = read(out)
+    assert same_grid(img, src, tol=1e-6) and img.GetSize() == src.GetSize()
+    assert sr.dtype == np.float32 and np.isfinite(sr).all()
+    lo, hi = float(arr.min()), float(arr.max())
+    pad = 0.5 * (hi - lo)
+    assert lo - pad < sr.min() and sr.max() < hi + pad and lo < sr.mean() < hi
+    assert not np.allclose(sr, arr)  # the network did something
+    # deterministic for a seed, different for another seed
+    assert sr_main([*args[:2], str(out2), *args[3:]]) == 0
+    assert np.array_equal(read(out2)[1], sr)
+    out3 = tmp_path / "sr3.nii.gz"
+    assert sr_main([*args[:2], str(out3), *args[3:], "--seed", "1"]) == 0
+    assert not np.array_equal(read(out3)[1], sr)
+    assert not (tmp_path / "sr_std.nii.gz").exists()
+
+
+def test_ensemble_writes_std_on_the_same_grid(ckpts, tmp_path, capsys):
+    src = make_volume(size_xyz=(16, 12, 4))
+    inp = write(src, tmp_path / "in.mha")
+    out = tmp_path / "sr.nii.gz"
+    argv = [inp, "-o", str(out), "--checkpoint", ckpts["brain"], "--samples", "3", "--quiet"]
+    assert sr_main([*argv, "--steps", "2"]) == 0
+    std_path = tmp_path / "sr_std.nii.gz"
+    assert str(std_path) in capsys.readouterr().out
+    sr_img, sr = read(out)
+    sd_img, sd = read(std_path)
+    assert same_grid(sd_img, src, tol=1e-6) and same_grid(sr_img, src, tol=1e-6)
+    assert np.isfinite(sd).all() and (sd >= 0).all() and sd.max() > 0
+    # the std is in the input's units: a fraction of the slice range, not of [-1, 1]
+    assert sd.max() > 1.0 and sd.max() < float(np.ptp(sitk.GetArrayViewFromImage(src)))
+    # an explicit --std-out, and one without samples > 1 is refused
+    custom = tmp_path / "sd.nrrd"
+    assert sr_main([*argv, "-o", str(tmp_path / "b.nii.gz"), "--std-out", str(custom)]) == 0
+    assert custom.exists() and not (tmp_path / "b_std.nii.gz").exists()
+    bad = [inp, "-o", str(tmp_path / "c.nii.gz"), "--checkpoint", ckpts["brain"]]
+    assert sr_main([*bad, "--std-out", str(tmp_path / "c_sd.nii.gz")]) == 2
+    assert "samples > 1" in capsys.readouterr().err
+    assert not (tmp_path / "c.nii.gz").exists()
+
+
+def test_genuinely_lr_input_lands_on_the_original_hr_grid(ckpts, tmp_path):
+    hr = make_volume(size_xyz=(24, 16, 8), spacing=(0.8, 0.8, 0.8), origin=(3.0, -2.0, 1.0))
+    lr = downsample(hr, "brain-4x")
+    assert lr.GetSize() == (6, 4, 2)
+    inp = write(lr, tmp_path / "lr.nii.gz")
+    out = tmp_path / "sr.nii.gz"
+    argv = [inp, "-o", str(out), "--checkpoint", ckpts["brain"], "--lr", "--quiet"]
+    assert sr_main([*argv, "--preset", "brain-4x"]) == 0
+    img, sr = read(out)
+    assert img.GetSize() == hr.GetSize()
+    np.testing.assert_allclose(img.GetSpacing(), hr.GetSpacing(), atol=1e-4)
+    np.testing.assert_allclose(img.GetOrigin(), hr.GetOrigin(), atol=1e-4)
+    np.testing.assert_allclose(img.GetDirection(), hr.GetDirection(), atol=1e-6)
+    assert np.isfinite(sr).all()
+    # hr_reference inverts downsample exactly
+    assert same_grid(hr_reference(lr, PRESETS["brain-4x"]), hr, tol=1e-4)
+
+
+def test_prostate_checkpoint_and_preset_mismatch(ckpts, tmp_path, capsys):
+    hr = make_volume(size_xyz=(18, 15, 8), spacing=(0.66, 0.66, 1.5))
+    lr = downsample(hr, "prostate")
+    inp = write(lr, tmp_path / "prostate_lr.nii.gz")
+    out = tmp_path / "sr.nii.gz"
+    argv = [inp, "-o", str(out), "--lr", "--quiet", "--preset", "prostate"]
+    assert sr_main([*argv, "--checkpoint", ckpts["prostate"]]) == 0
+    img, _ = read(out)
+    assert img.GetSize() == hr.GetSize()
+    np.testing.assert_allclose(img.GetSpacing(), hr.GetSpacing(), atol=1e-4)
+    np.testing.assert_allclose(img.GetOrigin(), hr.GetOrigin(), atol=1e-4)
+    # a brain checkpoint asked to do prostate: one line naming the checkpoint, nothing written
+    out2 = tmp_path / "sr2.nii.gz"
+    before = listing(tmp_path)
+    assert sr_main([inp, "-o", str(out2), "--checkpoint", ckpts["brain"], "--preset", "prostate"])
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and ckpts["brain"] in err
+    assert "trained for preset 'brain-4x', not 'prostate'" in err
+    assert listing(tmp_path) == before
+
+
+def test_axis_option_keeps_the_grid(ckpts, tmp_path):
+    src = make_volume(size_xyz=(12, 10, 8))
+    inp = write(src, tmp_path / "in.nii.gz")
+    outs = {}
+    for axis in ("z", "y"):
+        out = tmp_path / f"sr_{axis}.nii.gz"
+        argv = [inp, "-o", str(out), "--checkpoint", ckpts["brain"], "--axis", axis, "--quiet"]
+        assert sr_main(argv) == 0
+        img, outs[axis] = read(out)
+        assert same_grid(img, src, tol=1e-6)
+        assert np.isfinite(outs[axis]).all()
+    assert not np.allclose(outs["z"], outs["y"])
+
+
+def test_constant_slices_are_copied_and_api_matches(ckpts):
+    method = load_sr_method(ckpts["brain"])
+    src = make_volume(size_xyz=(12, 10, 5))
+    arr = sitk.GetArrayFromImage(src)
+    arr[0] = 0.0  # an empty background slice (numpy axis 0 = image z)
+    arr[3] = 7.5
+    img = sitk.GetImageFromArray(arr)
+    img.CopyInformation(src)
+    stats: dict[str, int] = {}
+    sr, sd = super_resolve_volume(method, img, progress=False, stats=stats)
+    out = sitk.GetArrayFromImage(sr)
+    assert sd is None and stats == {"slices": 5, "network_slices": 3}
+    assert (out[0] == 0).all() and (out[3] == 7.5).all()
+    sr2, _ = super_resolve_volume(method, img, progress=False)
+    assert np.array_equal(sitk.GetArrayFromImage(sr2), out)
+    _, sd = super_resolve_volume(method, img, samples=2, steps=2, progress=False)
+    assert (sitk.GetArrayFromImage(sd)[[0, 3]] == 0).all()
+    with pytest.raises(CheckpointError, match="brain-4x"):
+        super_resolve_volume(method, img, preset="prostate", progress=False)
+
+
+def test_default_std_path():
+    assert default_std_path("a/sr.nii.gz").as_posix() == "a/sr_std.nii.gz"
+    assert default_std_path("sr.mha").as_posix() == "sr_std.mha"
+
+
+def _bad_inputs(tmp_path) -> dict[str, tuple[str, str]]:
+    """name -> (input file, expected text in the error)."""
+    garbage = tmp_path / "garbage.nii.gz"
+    garbage.write_bytes(os.urandom(300))
+    flat = sitk.GetImageFromArray(np.random.default_rng(0).random((8, 8)).astype(np.float32))
+    vol4 = sitk.JoinSeries([make_volume(size_xyz=(6, 6, 4), seed=i) for i in range(3)])
+    nan = sitk.GetArrayFromImage(make_volume(size_xyz=(8, 8, 4)))
+    nan[1, 2, 3] = np.nan
+    const = sitk.GetImageFromArray(np.full((4, 8, 8), 3.0, np.float32))
+    return {
+        "garbage": (str(garbage), "gzip"),
+        "2d": (write(flat, tmp_path / "flat.nii.gz"), "2-D"),
+        "4d": (write(vol4, tmp_path / "vol4.nii.gz"), "4-D"),
+        "nan": (write(sitk.GetImageFromArray(nan), tmp_path / "nan.nii.gz"), "NaN"),
+        "constant": (write(const, tmp_path / "const.nii.gz"), "constant"),
+    }
+
+
+def test_bad_inputs_are_one_line_errors_and_write_nothing(ckpts, tmp_path, capsys, monkeypatch):
+    loaded: list[str] = []
+    real_load = inference.load_sr_method
+    monkeypatch.setattr(
+        inference, "load_sr_method", lambda p, **kw: loaded.append(str(p)) or real_load(p, **kw)
+    )
+    good = write(make_volume(size_xyz=(8, 8, 4)), tmp_path / "good.nii.gz")
+    junk_ckpt = tmp_path / "junk.pt"
+    junk_ckpt.write_bytes(b"not a checkpoint at all")
+    out = str(tmp_path / "sr.nii.gz")
+    brain = ckpts["brain"]
+    cases = {
+        name: ([f, "-o", out, "--checkpoint", brain], [f, text])
+        for name, (f, text) in _bad_inputs(tmp_path).items()
+    }
+    cases["output == input"] = ([good, "-o", good, "--checkpoint", brain], [good, "input"])
+    missing = str(tmp_path / "nope" / "sr.nii.gz")
+    cases["missing folder"] = ([good, "-o", missing, "--checkpoint", brain], [missing, "exist"])
+    cases["bad suffix"] = ([good, "-o", str(tmp_path / "sr.txt"), "--checkpoint", brain], [".txt"])
+    absent = str(tmp_path / "absent.nii.gz")
+    cases["missing input"] = ([absent, "-o", out, "--checkpoint", brain], [absent, "not found"])
+    cases["junk checkpoint"] = ([good, "-o", out, "--checkpoint", str(junk_ckpt)], ["junk.pt"])
+    cases["other preset"] = (
+        [good, "-o", out, "--checkpoint", brain, "--preset", "prostate"],
+        [brain, "'brain-4x', not 'prostate'"],
+    )
+    before = listing(tmp_path)
+    good_bytes = open(good, "rb").read()
+    for name, (argv, expect) in cases.items():
+        loaded.clear()
+        assert sr_main([*argv, "--quiet"]) == 2, name
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0, (name, err)
+        assert err.startswith("ressrdiff sr: error: "), (name, err)
+        for text in expect:
+            assert text in err, (name, err)
+        if name not in ("junk checkpoint", "other preset"):
+            assert not loaded, f"{name}: the checkpoint was loaded before the check"
+        assert listing(tmp_path) == before, name
+    assert open(good, "rb").read() == good_bytes
+
+
+def test_unwritable_output_folder(ckpts, tmp_path, capsys, monkeypatch):
+    good = write(make_volume(size_xyz=(8, 8, 4)), tmp_path / "good.nii.gz")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    real_access = os.access  # root may write anywhere: make the folder read-only for everyone
+    monkeypatch.setattr(
+        os, "access", lambda p, mode, **kw: Path(p) != ro and real_access(p, mode, **kw)
+    )
+    try:
+        out = ro / "sr.nii.gz"
+        argv = [good, "-o", str(out), "--checkpoint", ckpts["brain"], "--quiet"]
+        assert sr_main(argv) == 2
+        err = capsys.readouterr().err
+        assert "not writable" in err and str(out) in err
+        assert list(ro.iterdir()) == []
+    finally:
+        ro.chmod(0o755)
+
+
+def test_a_failed_write_leaves_neither_output(ckpts, tmp_path, monkeypatch, capsys):
+    good = write(make_volume(size_xyz=(8, 8, 4)), tmp_path / "good.nii.gz")
+    real = inference.write_volume
+    calls: list[str] = []
+
+    def flaky(img, path, **kw):
+        calls.append(str(path))
+        if len(calls) == 2:  # the std map is written first, then the SR fails
+            raise inference.VolumeError(f"{path}: write failed: disk full")
+        return real(img, path, **kw)
+
+    monkeypatch.setattr(inference, "write_volume", flaky)
+    before = listing(tmp_path)
+    argv = [good, "-o", str(tmp_path / "sr.nii.gz"), "--checkpoint", ckpts["brain"]]
+    assert sr_main([*argv, "--samples", "2", "--steps", "1", "--quiet"]) == 2
+    assert "disk full" in capsys.readouterr().err
+    assert len(calls) == 2 and listing(tmp_path) == before
+
+
+def test_help_has_examples():
+    parser = argparse.ArgumentParser(prog="ressrdiff")
+    sr = add_sr_parser(parser.add_subparsers(dest="command"))
+    text = sr.format_help()
+    assert "examples:" in text and "--lr" in text and "--std-out" in text
+    assert sr.get_default("func").__name__ == "run_sr"
+
+
+def test_hr_reference_is_float_exact_for_anisotropic_factors():
+    lr = make_volume(size_xyz=(6, 5, 4), spacing=(1.98, 1.98, 3.0))
+    ref = hr_reference(lr, "prostate")
+    assert ref.GetSize() == (18, 15, 8)
+    np.testing.assert_allclose(ref.GetSpacing(), (0.66, 0.66, 1.5), atol=1e-12)
+    back = downsample(ref, "prostate")
+    assert same_grid(back, lr, tol=1e-9)
