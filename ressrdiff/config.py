@@ -99,17 +99,38 @@ class LossConfig:
 
 @dataclass
 class DataConfig:
-    """Training data. ``source``: 'demo' (ICBM152 template slices, see ressrdiff.data.sources)
-    or 'npz' (a file with aligned arrays ``hr`` and ``lr`` of shape (N, H, W) in [-1, 1])."""
+    """Training data. ``source``:
+
+    * 'default': the prepared default data set (``ressrdiff data prepare``), training subjects;
+    * 'manifest': ``path`` is a folder of volumes or a CSV manifest (subject-level split);
+    * 'demo': slices of the single ICBM152 template (ressrdiff.data.sources.demo_pairs);
+    * 'npz': a file with aligned arrays ``hr`` and ``lr`` (N, H, W) already in [-1, 1].
+
+    ``normalisation`` ('robust-volume' or 'minmax-slice') is recorded so that inference maps
+    intensities as training did; None means the source's own ('robust-volume' for volumes,
+    'minmax-slice' for demo and npz)."""
 
     source: str = "demo"
     path: str | None = None
+    normalisation: str | None = None
     preset: str = "brain-4x"
     regrid: str = "nearest"
     axis: int = 2
     patch: int = 64
     samples_per_epoch: int | None = None
     augment: bool = True
+
+    def __post_init__(self) -> None:
+        if self.source not in ("default", "manifest", "demo", "npz"):
+            raise ConfigError(f"data.source {self.source!r} unknown; use default|manifest|demo|npz")
+        if self.normalisation not in (None, "robust-volume", "minmax-slice"):
+            raise ConfigError(f"data.normalisation {self.normalisation!r} unknown")
+
+    @property
+    def resolved_normalisation(self) -> str:
+        if self.normalisation:
+            return self.normalisation
+        return "robust-volume" if self.source in ("default", "manifest") else "minmax-slice"
 
 
 @dataclass

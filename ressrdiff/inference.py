@@ -27,13 +27,14 @@ from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError
 from .data.degrade import PRESETS, regrid, resolve_factors
-from .data.intensity import invert, minmax_slices
+from .data.intensity import invert, minmax_slices, robust_volume
 from .data.io import (
     check_output_path,
     read_volume,
     suffix_of,
     write_volume,
 )
+from .data.masks import otsu_mask
 from .data.slices import image_axis_to_numpy
 from .methods import Method, load_method
 
@@ -154,8 +155,16 @@ def super_resolve_volume(
     else:
         reference, src = img, img
     stack = np.moveaxis(sitk.GetArrayViewFromImage(src), np_axis, 0)  # (S, H, W)
-    y, params = minmax_slices(stack, axis=0)
-    active = np.flatnonzero(params.hi > params.lo)  # constant slices skip the network
+    # intensities are mapped as in training (the checkpoint's data.normalisation)
+    if method.cfg.data.resolved_normalisation == "robust-volume":
+        fg = np.moveaxis(sitk.GetArrayViewFromImage(otsu_mask(src)), np_axis, 0) > 0
+        y, params = robust_volume(stack, mask=fg if fg.any() else None)
+        scale = np.full(len(stack), (float(params.hi) - float(params.lo)) / 2.0)
+    else:
+        y, params = minmax_slices(stack, axis=0)
+        scale = (params.hi - params.lo) / 2.0
+    flat = stack.reshape(len(stack), -1)
+    active = np.flatnonzero(flat.max(axis=1) > flat.min(axis=1))  # constant slices skip the net
     sd = np.zeros_like(y) if samples > 1 else None
     if stats is not None:
         stats.update(slices=int(y.shape[0]), network_slices=int(active.size))
@@ -189,11 +198,13 @@ def super_resolve_volume(
     finally:
         bar.close()
 
-    sr = np.moveaxis(invert(y, params), 0, np_axis)
+    units = invert(y, params)
+    inactive = np.setdiff1d(np.arange(len(stack)), active)
+    units[inactive] = stack[inactive]  # constant slices are returned exactly as given
+    sr = np.moveaxis(units, 0, np_axis)
     std_img = None
     if sd is not None:
-        scale = ((params.hi - params.lo) / 2.0)[:, None, None]
-        std_img = _on_grid(np.moveaxis(sd * scale, 0, np_axis), reference)
+        std_img = _on_grid(np.moveaxis(sd * scale[:, None, None], 0, np_axis), reference)
     return _on_grid(sr, reference), std_img
 
 

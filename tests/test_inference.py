@@ -18,6 +18,7 @@ from ressrdiff.checkpoint import CheckpointError, load_checkpoint, save_checkpoi
 from ressrdiff.cli import main as cli_main
 from ressrdiff.config import ConfigError
 from ressrdiff.data.degrade import PRESETS, downsample, same_grid
+from ressrdiff.data.io import VolumeError
 from ressrdiff.inference import (
     default_std_path,
     hr_reference,
@@ -326,7 +327,7 @@ def test_a_failed_write_leaves_neither_output(ckpts, tmp_path, monkeypatch, caps
     def flaky(img, path, **kw):
         calls.append(str(path))
         if len(calls) == 2:  # the std map is written first, then the SR fails
-            raise inference.VolumeError(f"{path}: write failed: disk full")
+            raise VolumeError(f"{path}: write failed: disk full")
         return real(img, path, **kw)
 
     monkeypatch.setattr(inference, "write_volume", flaky)

@@ -10,6 +10,16 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "catalog": [
+        "CATALOG",
+        "DATASETS",
+        "Source",
+        "SourceError",
+        "SourceHashError",
+        "SourceMissingError",
+        "dataset_sources",
+    ],
+    "commands": ["add_data_parser"],
     "degrade": [
         "PRESETS",
         "check_same_grid",
@@ -21,7 +31,26 @@ _EXPORTS = {
     ],
     "intensity": ["IntensityParams", "invert", "minmax_slices", "robust_volume"],
     "io": ["VolumeError", "read_slice_2d", "read_volume", "write_slice_2d", "write_volume"],
-    "slices": ["PairedSlices", "PatchDataset", "SliceDataset", "drop_empty", "volume_to_slices"],
+    "manifest": [
+        "SubjectEntry",
+        "assign_roles",
+        "load_pairs",
+        "normalise_pair",
+        "read_subjects",
+        "split_subjects",
+    ],
+    "masks": ["foreground_mask", "otsu_mask", "read_mask"],
+    "prepare": ["data_root", "prepare_dataset", "source_dirs", "verify_source"],
+    "slices": [
+        "MaskedPairedSlices",
+        "MaskedPatchDataset",
+        "PairedSlices",
+        "PatchDataset",
+        "SliceDataset",
+        "drop_empty",
+        "drop_empty_masked",
+        "volume_to_slices",
+    ],
     "sources": ["demo_pairs", "icbm152_path"],
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}

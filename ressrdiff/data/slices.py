@@ -18,8 +18,11 @@ __all__ = [
     "image_axis_to_numpy",
     "volume_to_slices",
     "drop_empty",
+    "drop_empty_masked",
     "PairedSlices",
+    "MaskedPairedSlices",
     "PatchDataset",
+    "MaskedPatchDataset",
     "SliceDataset",
 ]
 
@@ -264,3 +267,110 @@ class SliceDataset(Dataset):
             "subject": str(self.pairs.subject[i]),
             "index": int(self.pairs.index[i]),
         }
+
+
+def drop_empty_masked(
+    slices: np.ndarray, mask_slices: np.ndarray, frac: float = 0.05
+) -> tuple[np.ndarray, np.ndarray]:
+    """Remove slices whose foreground mask covers less than ``frac`` of the slice.
+
+    The mask-based counterpart of :func:`drop_empty` (``mask_slices`` is an ``(N, H, W)`` stack
+    aligned with ``slices``; any value > 0 is foreground). Returns ``(kept_slices, kept_indices)``.
+    """
+    s, m = np.asarray(slices), np.asarray(mask_slices)
+    if s.ndim != 3 or m.shape != s.shape:
+        raise ValueError(
+            f"drop_empty_masked: need equal (N, H, W) stacks, got {s.shape}, {m.shape}"
+        )
+    fg = (m > 0).reshape(m.shape[0], -1).mean(axis=1)
+    kept = np.flatnonzero(fg >= frac)
+    return s[kept], kept
+
+
+@dataclass
+class MaskedPairedSlices(PairedSlices):
+    """:class:`PairedSlices` with each slice's foreground mask (bool ``(N, H, W)``).
+
+    ``mask[k]`` is True on the head/brain of slice ``k`` and False on background and padding; use
+    it for masked metrics. ``subset`` keeps the masks aligned with the slices.
+    """
+
+    mask: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.mask is not None:
+            self.mask = np.ascontiguousarray(self.mask, dtype=bool)
+            if self.mask.shape != self.hr.shape:
+                raise ValueError(
+                    f"MaskedPairedSlices: mask {self.mask.shape} != slices {self.hr.shape}"
+                )
+
+    def subset(self, idx: np.ndarray | Sequence[int] | slice) -> MaskedPairedSlices:
+        """A new ``MaskedPairedSlices`` holding the selected slices and their masks."""
+        base = super().subset(idx)
+        if not isinstance(idx, slice):
+            idx = np.asarray(idx, dtype=np.int64)
+        return MaskedPairedSlices(
+            base.hr,
+            base.lr,
+            base.subject,
+            base.index,
+            base.hr_range,
+            base.lr_range,
+            base.meta,
+            None if self.mask is None else self.mask[idx],
+        )
+
+
+class MaskedPatchDataset(PatchDataset):
+    """:class:`PatchDataset` whose crops are centred on the foreground: the centre of each crop is
+    a foreground pixel of the chosen slice, drawn uniformly (the crop is shifted to stay inside
+    the slice; a slice without foreground gets a uniform crop).
+
+    Useful when slices of different sizes were padded to a common size (e.g. a 0.5 mm and a 1 mm
+    volume in one training set), where plain random crops often land in padding or air. Items
+    are still a pure function of ``(seed, epoch, i)`` and have the same format.
+    """
+
+    def __init__(
+        self,
+        pairs: MaskedPairedSlices,
+        patch: int = 64,
+        *,
+        samples_per_epoch: int | None = None,
+        seed: int = 0,
+        augment: bool = False,
+    ) -> None:
+        if getattr(pairs, "mask", None) is None:
+            raise ValueError("MaskedPatchDataset: the pairs carry no mask (use load_pairs)")
+        super().__init__(
+            pairs, patch, samples_per_epoch=samples_per_epoch, seed=seed, augment=augment
+        )
+        self.mask = _pad_to(np.asarray(pairs.mask, dtype=bool), self.patch, self.patch, "constant")
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        if not 0 <= i < self.samples_per_epoch:
+            raise IndexError(f"PatchDataset index {i} out of range 0..{self.samples_per_epoch - 1}")
+        rng = np.random.default_rng([self.seed, self.epoch, int(i)])
+        k = int(rng.integers(len(self.hr)))
+        h, w = self.hr.shape[1:]
+        p = self.patch
+        fg = np.flatnonzero(self.mask[k])
+        if fg.size:
+            cy, cx = divmod(int(fg[rng.integers(fg.size)]), w)
+            y0 = min(max(cy - p // 2, 0), h - p)
+            x0 = min(max(cx - p // 2, 0), w - p)
+        else:
+            y0 = int(rng.integers(h - p + 1))
+            x0 = int(rng.integers(w - p + 1))
+        pair = np.stack(
+            [self.hr[k, y0 : y0 + p, x0 : x0 + p], self.lr[k, y0 : y0 + p, x0 : x0 + p]]
+        )
+        if self.augment:
+            rot, flip = int(rng.integers(4)), bool(rng.integers(2))
+            pair = np.rot90(pair, rot, axes=(1, 2))
+            if flip:
+                pair = pair[:, :, ::-1]
+        pair = torch.from_numpy(np.ascontiguousarray(pair, dtype=np.float32))
+        return {"hr": pair[0:1], "lr": pair[1:2]}

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .io import VolumeError
-from .slices import PairedSlices, PatchDataset
+from .slices import MaskedPatchDataset, PairedSlices, PatchDataset
 from .sources import demo_pairs
 
 __all__ = ["paired_slices_from_config", "patch_dataset_from_config", "load_npz_pairs"]
@@ -42,12 +42,36 @@ def paired_slices_from_config(data: Any, seed: int = 0) -> PairedSlices:
         if not data.path:
             raise ValueError("data.source 'npz' needs data.path")
         return load_npz_pairs(data.path)
-    raise ValueError(f"data.source {data.source!r} unknown; choose 'demo' or 'npz'")
+    if data.source in ("default", "manifest"):
+        from .manifest import load_pairs
+        from .prepare import prepare_dataset
+
+        if data.source == "manifest" and not data.path:
+            raise ValueError("data.source 'manifest' needs data.path (a folder or a CSV)")
+        src = data.path if data.source == "manifest" else prepare_dataset("default")
+        return load_pairs(
+            src,
+            "train",
+            data.preset,
+            data.regrid,
+            axis=data.axis,
+            normalisation=data.resolved_normalisation,
+            seed=seed,
+        )
+    raise ValueError(f"data.source {data.source!r} unknown")
 
 
 def patch_dataset_from_config(data: Any, seed: int = 0) -> PatchDataset:
     """Random ``data.patch``-sized crops of the training slices."""
     pairs = paired_slices_from_config(data, seed)
+    if getattr(pairs, "mask", None) is not None:  # crops centred on the foreground
+        return MaskedPatchDataset(
+            pairs,
+            data.patch,
+            samples_per_epoch=data.samples_per_epoch,
+            seed=seed,
+            augment=data.augment,
+        )
     return PatchDataset(
         pairs, data.patch, samples_per_epoch=data.samples_per_epoch, seed=seed, augment=data.augment
     )
