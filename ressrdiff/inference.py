@@ -157,7 +157,8 @@ def super_resolve_volume(
     stack = np.moveaxis(sitk.GetArrayViewFromImage(src), np_axis, 0)  # (S, H, W)
     # intensities are mapped as in training (the checkpoint's data.normalisation)
     if method.cfg.data.resolved_normalisation == "robust-volume":
-        fg = np.moveaxis(sitk.GetArrayViewFromImage(otsu_mask(src)), np_axis, 0) > 0
+        # a copy, not a view: a view of a temporary image dangles once the image is freed
+        fg = np.moveaxis(sitk.GetArrayFromImage(otsu_mask(src)), np_axis, 0) > 0
         y, params = robust_volume(stack, mask=fg if fg.any() else None)
         scale = np.full(len(stack), (float(params.hi) - float(params.lo)) / 2.0)
     else:
