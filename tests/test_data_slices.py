@@ -51,7 +51,8 @@ def test_robust_volume_percentiles_and_inverse() -> None:
     mask = np.zeros_like(x, dtype=bool)
     mask[:, 5:15, 5:15] = True
     _, masked = robust_volume(x, mask=mask)
-    assert masked.lo == pytest.approx(np.percentile(x[mask], 0.5))
+    assert masked.lo == pytest.approx(np.percentile(x, 0.5))  # background level: whole volume
+    assert masked.hi == pytest.approx(np.percentile(x[mask], 99.5))
 
     y_const, _ = robust_volume(np.full((3, 4, 5), 7.0))
     assert np.isfinite(y_const).all() and (y_const == -1).all()

@@ -72,7 +72,15 @@ def minmax_slices(x: np.ndarray, axis: int = 0) -> tuple[np.ndarray, IntensityPa
 def robust_volume(
     x: np.ndarray, lo: float = 0.5, hi: float = 99.5, mask: np.ndarray | None = None
 ) -> tuple[np.ndarray, IntensityParams]:
-    """Map the ``lo``/``hi`` percentiles of ``x`` (inside ``mask`` if given) to -1/1, clipping.
+    """Map the ``lo`` percentile of ``x`` and the ``hi`` percentile inside ``mask`` (of all of
+    ``x`` without a mask) to -1/1, clipping.
+
+    The lower end is taken over the whole volume, i.e. the background level of a magnitude
+    image (about 0), so that air maps to -1 and comes back as air after :func:`invert`. Taking
+    it inside a brain or head mask instead would clip the background up to a tissue intensity,
+    and every super-resolved background voxel would return as that intensity (seen on a real
+    head: air at about 30 instead of 0). The upper end inside the mask ignores bright outliers
+    outside the anatomy.
 
     If the percentiles coincide, the min/max are used; a constant input maps to -1. The result is
     float32; :func:`invert` is exact for values that were not clipped.
@@ -82,6 +90,7 @@ def robust_volume(
         raise ValueError(f"robust_volume: need 0 <= lo < hi <= 100, got lo={lo}, hi={hi}")
     f = a.astype(np.float64)
     values = f
+    p_lo_all = float(np.percentile(f, lo))
     if mask is not None:
         m = np.asarray(mask, dtype=bool)
         if m.shape != a.shape:
@@ -89,9 +98,9 @@ def robust_volume(
         if not m.any():
             raise ValueError("robust_volume: the mask is empty")
         values = f[m]
-    p_lo, p_hi = np.percentile(values, [lo, hi])
+    p_lo, p_hi = p_lo_all, float(np.percentile(values, hi))
     if p_hi <= p_lo:
-        p_lo, p_hi = values.min(), values.max()
+        p_lo, p_hi = float(f.min()), float(f.max())
     y = np.clip(_forward(f, np.float64(p_lo), np.float64(p_hi)), -1.0, 1.0).astype(np.float32)
     params = IntensityParams(
         "robust", np.asarray(p_lo, np.float64), np.asarray(p_hi, np.float64), None, _out_dtype(a)
