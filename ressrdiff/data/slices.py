@@ -215,15 +215,18 @@ class PatchDataset(Dataset):
     def __len__(self) -> int:
         return self.samples_per_epoch
 
+    def _origin(self, rng: np.random.Generator, k: int) -> tuple[int, int]:
+        """Top-left corner of the crop from slice ``k``: uniform over the slice."""
+        h, w = self.hr.shape[1:]
+        return int(rng.integers(h - self.patch + 1)), int(rng.integers(w - self.patch + 1))
+
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         if not 0 <= i < self.samples_per_epoch:
             raise IndexError(f"PatchDataset index {i} out of range 0..{self.samples_per_epoch - 1}")
         rng = np.random.default_rng([self.seed, self.epoch, int(i)])
         k = int(rng.integers(len(self.hr)))
-        h, w = self.hr.shape[1:]
+        y0, x0 = self._origin(rng, k)
         p = self.patch
-        y0 = int(rng.integers(h - p + 1))
-        x0 = int(rng.integers(w - p + 1))
         win = (k, slice(y0, y0 + p), slice(x0, x0 + p))
         pair = np.stack([self.hr[win], self.lr[win]])
         if self.augment:
@@ -349,28 +352,12 @@ class MaskedPatchDataset(PatchDataset):
         )
         self.mask = _pad_to(np.asarray(pairs.mask, dtype=bool), self.patch, self.patch, "constant")
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        if not 0 <= i < self.samples_per_epoch:
-            raise IndexError(f"PatchDataset index {i} out of range 0..{self.samples_per_epoch - 1}")
-        rng = np.random.default_rng([self.seed, self.epoch, int(i)])
-        k = int(rng.integers(len(self.hr)))
+    def _origin(self, rng: np.random.Generator, k: int) -> tuple[int, int]:
+        """Crop centred on a random foreground pixel of slice ``k`` (uniform if it has none)."""
         h, w = self.hr.shape[1:]
         p = self.patch
         fg = np.flatnonzero(self.mask[k])
-        if fg.size:
-            cy, cx = divmod(int(fg[rng.integers(fg.size)]), w)
-            y0 = min(max(cy - p // 2, 0), h - p)
-            x0 = min(max(cx - p // 2, 0), w - p)
-        else:
-            y0 = int(rng.integers(h - p + 1))
-            x0 = int(rng.integers(w - p + 1))
-        pair = np.stack(
-            [self.hr[k, y0 : y0 + p, x0 : x0 + p], self.lr[k, y0 : y0 + p, x0 : x0 + p]]
-        )
-        if self.augment:
-            rot, flip = int(rng.integers(4)), bool(rng.integers(2))
-            pair = np.rot90(pair, rot, axes=(1, 2))
-            if flip:
-                pair = pair[:, :, ::-1]
-        pair = torch.from_numpy(np.ascontiguousarray(pair, dtype=np.float32))
-        return {"hr": pair[0:1], "lr": pair[1:2]}
+        if not fg.size:
+            return super()._origin(rng, k)
+        cy, cx = divmod(int(fg[rng.integers(fg.size)]), w)
+        return min(max(cy - p // 2, 0), h - p), min(max(cx - p // 2, 0), w - p)
