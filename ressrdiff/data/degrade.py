@@ -160,7 +160,8 @@ def regrid(lr: sitk.Image, reference: sitk.Image, method: str = "nearest") -> si
 
     ``method``: ``"nearest"`` (the paper's pre-upsampling), ``"bspline"`` (cubic, as in the
     authors' code), ``"linear"`` or ``"lanczos"``. Reference voxels outside the LR field of view
-    take the value of the nearest LR voxel (edge extension), never 0.
+    take the value of the nearest LR voxel (edge extension), never 0. An LR image with fewer
+    than 4 voxels along an axis is re-gridded linearly even when ``"bspline"`` is asked for.
     """
     if lr.GetDimension() != reference.GetDimension():
         raise ValueError(
@@ -168,6 +169,10 @@ def regrid(lr: sitk.Image, reference: sitk.Image, method: str = "nearest") -> si
         )
     src = sitk.Cast(lr, sitk.sitkFloat32)
     lo = float(sitk.GetArrayViewFromImage(src).min())
+    if method == "bspline" and min(src.GetSize()) < 4:
+        # a cubic B-spline wants 4 samples per axis; on a 2x2x2 image ITK's B-spline gave NaN
+        # intermittently (seen once in CI), so such tiny images are re-gridded linearly
+        method = "linear"
     return sitk.Resample(
         src, reference, sitk.Transform(), _interpolator(method), lo, sitk.sitkFloat32, True
     )
