@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 
 from ressrdiff.config import RunConfig
 
@@ -76,3 +78,32 @@ def pairs() -> SyntheticPairs:
 @pytest.fixture(autouse=True)
 def _threads():
     torch.set_num_threads(2)
+
+
+def write_npz_run(tmp_path, steps=3, batch=4, name="cfg.yaml", n=16):
+    """A run config training the tiny model on ``n`` synthetic 16x16 pairs saved as .npz;
+    returns (config path, pairs)."""
+    pairs = SyntheticPairs(n=n, size=16)
+    npz = tmp_path / "pairs.npz"
+    np.savez(npz, hr=pairs.hr[:, 0].numpy(), lr=pairs.lr[:, 0].numpy())
+    cfg = {
+        "name": "cli",
+        "seed": 1,
+        "model": TINY_MODEL,
+        "schedule": {"preset": "paper"},
+        "loss": {"lpips": "off"},
+        "data": {"source": "npz", "path": str(npz), "patch": 16, "augment": False},
+        "train": {
+            "steps": steps,
+            "batch_size": batch,
+            "lr": 1e-3,
+            "warmup_steps": 1,
+            "ckpt_every": 100,
+            "log_every": 1,
+            "device": "cpu",
+            "ema_decay": None,
+        },
+    }
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return path, pairs

@@ -9,43 +9,15 @@ import sys
 import numpy as np
 import pytest
 import torch
-import yaml
-from conftest import TINY_MODEL, SyntheticPairs
+from conftest import write_npz_run
 
 from ressrdiff.checkpoint import load_checkpoint
 from ressrdiff.cli import main
 
 
-def _write_run(tmp_path, steps=3, batch=4, name="cfg.yaml"):
-    pairs = SyntheticPairs(n=16, size=16)
-    npz = tmp_path / "pairs.npz"
-    np.savez(npz, hr=pairs.hr[:, 0].numpy(), lr=pairs.lr[:, 0].numpy())
-    cfg = {
-        "name": "cli",
-        "seed": 1,
-        "model": TINY_MODEL,
-        "schedule": {"preset": "paper"},
-        "loss": {"lpips": "off"},
-        "data": {"source": "npz", "path": str(npz), "patch": 16, "augment": False},
-        "train": {
-            "steps": steps,
-            "batch_size": batch,
-            "lr": 1e-3,
-            "warmup_steps": 1,
-            "ckpt_every": 100,
-            "log_every": 1,
-            "device": "cpu",
-            "ema_decay": None,
-        },
-    }
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(cfg))
-    return path, pairs
-
-
 @pytest.fixture
 def trained(tmp_path):
-    cfg, pairs = _write_run(tmp_path)
+    cfg, pairs = write_npz_run(tmp_path)
     assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) == 0
     return tmp_path / "run" / "last.pt", pairs
 
@@ -137,8 +109,8 @@ def test_help_texts():
 def test_ddp_two_processes_match_one_process_with_the_global_batch(tmp_path):
     """torchrun with 2 gloo processes and batch 2 per process must reach the same weights as
     one process with batch 4: same samples, same noise, gradients averaged."""
-    cfg, _ = _write_run(tmp_path, steps=3, batch=2, name="ddp.yaml")
-    single, _ = _write_run(tmp_path, steps=3, batch=4, name="single.yaml")
+    cfg, _ = write_npz_run(tmp_path, steps=3, batch=2, name="ddp.yaml")
+    single, _ = write_npz_run(tmp_path, steps=3, batch=4, name="single.yaml")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run(
         [
@@ -182,7 +154,7 @@ def test_training_killed_with_sigkill_resumes_exactly(tmp_path):
     import signal
     import time
 
-    cfg, _ = _write_run(tmp_path, steps=40, batch=4)
+    cfg, _ = write_npz_run(tmp_path, steps=40, batch=4)
     text = cfg.read_text(encoding="utf-8").replace("ckpt_every: 100", "ckpt_every: 3")
     cfg.write_text(text)
     killed = tmp_path / "killed"

@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-import yaml
-from conftest import TINY_MODEL, SyntheticPairs
+from conftest import write_npz_run
 
 from ressrdiff import inference
 from ressrdiff.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -48,28 +47,8 @@ def sr_main(argv: list[str]) -> int:
 def ckpts(tmp_path_factory) -> dict[str, str]:
     """A tiny checkpoint trained for 2 steps ('brain-4x') and a copy relabelled 'prostate'."""
     root = tmp_path_factory.mktemp("ckpt")
-    pairs = SyntheticPairs(n=8, size=16)
-    npz = root / "pairs.npz"
-    np.savez(npz, hr=pairs.hr[:, 0].numpy(), lr=pairs.lr[:, 0].numpy())
-    cfg = {
-        "name": "sr-test",
-        "seed": 0,
-        "model": TINY_MODEL,
-        "schedule": {"preset": "paper"},
-        "loss": {"lpips": "off"},
-        "data": {"source": "npz", "path": str(npz), "patch": 16, "augment": False},
-        "train": {
-            "steps": 2,
-            "batch_size": 4,
-            "lr": 1e-3,
-            "warmup_steps": 1,
-            "ckpt_every": 100,
-            "device": "cpu",
-            "ema_decay": None,
-        },
-    }
-    (root / "cfg.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
-    argv = ["train", "--config", str(root / "cfg.yaml"), "--out", str(root / "run"), "--quiet"]
+    cfg, _ = write_npz_run(root, steps=2, batch=4, n=8)
+    argv = ["train", "--config", str(cfg), "--out", str(root / "run"), "--quiet"]
     assert cli_main(argv) == 0
     brain = root / "run" / "last.pt"
     ckpt = load_checkpoint(brain)
