@@ -175,6 +175,7 @@ class RunConfig:
     seed: int = 0
     scale_input: bool = True
     model: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # method-specific hyper-parameters
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     data: DataConfig = field(default_factory=DataConfig)

@@ -142,12 +142,22 @@ class Trainer:
         if self.cuda and cfg.train.channels_last:
             self.method = self.method.to(memory_format=torch.channels_last)
         self.dataset = dataset if dataset is not None else build_dataset(cfg)
-        params = [p for p in self.method.parameters() if p.requires_grad]
         t = cfg.train
-        self.optimizer = torch.optim.RAdam(params, lr=t.lr, weight_decay=t.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: lr_factor(s, t.warmup_steps, t.steps, t.min_lr / t.lr)
-        )
+        # one RAdam + schedule per parameter group (one group, "loss", unless the method is
+        # adversarial); groups are stepped in the method's order, each on its own loss term
+        self.groups = self.method.optim_groups()
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {}
+        for k, params in self.groups.items():
+            kw = {"lr": t.lr, "weight_decay": t.weight_decay}
+            kw.update(self.method.optimizer_overrides.get(k, {}))
+            self.optimizers[k] = torch.optim.RAdam(params, **kw)
+            self.schedulers[k] = torch.optim.lr_scheduler.LambdaLR(
+                self.optimizers[k],
+                lambda s: lr_factor(s, t.warmup_steps, t.steps, t.min_lr / t.lr),
+            )
+        first = next(iter(self.groups))
+        self.optimizer, self.scheduler = self.optimizers[first], self.schedulers[first]
         self.ema = (
             {k: EMA(m, t.ema_decay) for k, m in self.method.networks().items()}
             if t.ema_decay
@@ -159,6 +169,11 @@ class Trainer:
             self._resume()
         self.model: nn.Module = self.method
         if self.dist.world > 1:
+            if len(self.groups) > 1:
+                raise ValueError(
+                    f"method {cfg.method!r} has {len(self.groups)} optimiser groups; "
+                    "distributed training supports single-loss methods only"
+                )
             self.model = nn.parallel.DistributedDataParallel(
                 self.method, device_ids=[self.device.index] if self.cuda else None
             )
@@ -177,8 +192,8 @@ class Trainer:
             "step": self.step,
             "networks": {k: m.state_dict() for k, m in self.method.networks().items()},
             "ema": {k: e.shadow.state_dict() for k, e in self.ema.items()},
-            "optimizer": self.optimizer.state_dict(),
-            "lr_scheduler": self.scheduler.state_dict(),
+            "optimizer": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "lr_scheduler": {k: s.state_dict() for k, s in self.schedulers.items()},
             "schedule": getattr(self.method, "schedule", None) and self.method.schedule.to_dict(),
             "rng": {
                 "torch": torch.get_rng_state(),
@@ -212,8 +227,16 @@ class Trainer:
         for k, e in self.ema.items():
             if k in ckpt.get("ema", {}):
                 e.shadow.load_state_dict(ckpt["ema"][k])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["lr_scheduler"])
+        opt, sch = ckpt["optimizer"], ckpt["lr_scheduler"]
+        if "state" in opt:  # a single-optimiser checkpoint (format before optimiser groups)
+            opt, sch = {"loss": opt}, {"loss": sch}
+        if set(opt) != set(self.optimizers):
+            raise CheckpointError(
+                f"{path}: optimiser groups {sorted(opt)} do not match {sorted(self.optimizers)}"
+            )
+        for k in self.optimizers:
+            self.optimizers[k].load_state_dict(opt[k])
+            self.schedulers[k].load_state_dict(sch[k])
         self.step = int(ckpt["step"])
         self.history = list(ckpt.get("history", []))
         rng = ckpt.get("rng", {})
@@ -254,15 +277,21 @@ class Trainer:
             "cuda", dtype=torch.bfloat16, enabled=self.cuda and self.cfg.train.bf16
         ):
             out = self.model(batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        out["loss"].backward()
         gnorm = float("nan")
-        if self.cfg.train.grad_clip:
-            gnorm = float(
-                nn.utils.clip_grad_norm_(self.method.parameters(), self.cfg.train.grad_clip)
-            )
-        self.optimizer.step()
-        self.scheduler.step()
+        names = list(self.groups)
+        for i, k in enumerate(names):
+            # every group starts from clean gradients: a generator loss also reaches the
+            # discriminator's parameters, which must not leak into the discriminator's step
+            for p in self.method.parameters():
+                p.grad = None
+            if k not in out:
+                raise KeyError(f"method {self.cfg.method!r}: training step returned no {k!r}")
+            out[k].backward(retain_graph=i < len(names) - 1)
+            if self.cfg.train.grad_clip:
+                g = float(nn.utils.clip_grad_norm_(self.groups[k], self.cfg.train.grad_clip))
+                gnorm = g if i == 0 else gnorm
+            self.optimizers[k].step()
+            self.schedulers[k].step()
         for k, e in self.ema.items():
             e.update(self.method.networks()[k])
         vals = torch.stack([v.detach().float() for v in out.values()])

@@ -193,3 +193,22 @@ def test_config_dict_roundtrip_and_unknown_key() -> None:
         UNetConfig.from_dict({"window_sz": 8})
     with pytest.raises(ValueError, match="swin_levels"):
         UNetConfig(channel_mult=(1, 2), swin_levels=(2,))
+
+
+def test_residual_output_starts_at_x_lr_and_learns() -> None:
+    """residual_output: an untrained network returns x_lr exactly (zero-initialised head); one
+    optimiser step on a target away from x_lr moves the output towards it."""
+    cfg = dataclasses.replace(SMALL, residual_output=True)
+    model = _model(cfg).train()
+    x_t, x_lr = _inputs(2, 30, 37)
+    t = torch.tensor([1, 4])
+    assert torch.equal(model(x_t, x_lr, t), x_lr)
+    target = x_lr + 0.5
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = (model(x_t, x_lr, t) - target).square().mean()
+    before.backward()
+    opt.step()
+    after = (model(x_t, x_lr, t) - target).square().mean()
+    assert after < before - 1e-3
+    with pytest.raises(ValueError, match="out_channels"):
+        UNet(dataclasses.replace(cfg, out_channels=2))

@@ -90,6 +90,19 @@ class Method(nn.Module):
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:  # training step
         raise NotImplementedError
 
+    #: per-group optimiser settings that replace the run's (e.g. GAN betas), by group name
+    optimizer_overrides: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def optim_groups(self) -> dict[str, list[nn.Parameter]]:
+        """The trainable parameters by optimiser group, in the order the groups are stepped.
+
+        The training step returns the loss of group ``k`` as ``out[k]``. One group, ``"loss"``,
+        by default; an adversarial method returns e.g. ``{"loss_g": ..., "loss_d": ...}``
+        (generator first: its loss graph runs through the discriminator, whose parameters must
+        still be the ones it was computed with).
+        """
+        return {"loss": [p for p in self.parameters() if p.requires_grad]}
+
     def training_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         return self(batch)
 

@@ -48,6 +48,10 @@ class UNetConfig:
     mlp_ratio: float = 4.0
     dropout: float = 0.0
     max_timestep: int = 1000  # t is rescaled by 1000 / max_timestep before the embedding
+    # True: the output is x_lr + head(h), the head's last conv starting at zero, so an untrained
+    # network returns x_lr (the re-gridded LR) and learns only the HR detail. It still predicts
+    # x_HR (eq 11); see the book's training chapter for why a short CPU budget needs it.
+    residual_output: bool = False
 
     def __post_init__(self) -> None:
         for name in _TUPLE_FIELDS:
@@ -230,6 +234,11 @@ class UNet(nn.Module):
         self.out = nn.Sequential(
             _norm(ch), nn.SiLU(), nn.Conv2d(ch, cfg.out_channels, 3, padding=1)
         )
+        if cfg.residual_output:
+            if cfg.out_channels != 1:
+                raise ValueError("UNetConfig: residual_output needs out_channels == 1")
+            nn.init.zeros_(self.out[-1].weight)
+            nn.init.zeros_(self.out[-1].bias)
 
     def _embed(self, t: Tensor, batch: int, device: torch.device) -> Tensor:
         t = torch.as_tensor(t, device=device)
@@ -262,7 +271,8 @@ class UNet(nn.Module):
                 h = mod(torch.cat([h, skips.pop()], dim=1), emb)
             else:
                 h = mod(h)
-        return self.out(h)[..., :H, :W]
+        out = self.out(h)[..., :H, :W]
+        return out + x_lr.to(out.dtype) if self.cfg.residual_output else out
 
 
 def build_unet(cfg: UNetConfig | dict[str, Any]) -> UNet:
