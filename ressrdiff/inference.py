@@ -145,8 +145,9 @@ def super_resolve_volume(
         )
     trained = check_preset(method, preset, checkpoint)
     np_axis = image_axis_to_numpy(axis)
-    dev = torch.device(device) if device is not None else next(method.parameters()).device
-    if next(method.parameters()).device != dev:
+    here = next(method.parameters(), torch.empty(0)).device  # a method may have no weights
+    dev = torch.device(device) if device is not None else here
+    if here != dev:
         method.to(dev)
 
     if input_is_lr:

@@ -1,0 +1,202 @@
+"""Compare registered methods: parameters, training speed and inference time; prints a table.
+
+For each method: its parameter count (all trained networks, and those used at inference),
+training steps/s on random 64x64 patches with batch 8 (Trainer steps: forward, every optimiser
+group's backward and step, EMA), and seconds per 256x256 slice at inference with the number of
+network function evaluations (NFE) stated; each rate also from process CPU time. Weights are
+random: speed does not depend on them. Run one process on a quiet machine:
+
+    python benchmarks/bench_baselines.py --methods bicubic pix2pix cyclegan spsr
+    python benchmarks/bench_baselines.py --methods res-srdiff pix2pix --config res-srdiff=tiny-cpu
+    python benchmarks/bench_baselines.py --methods pix2pix --profile gpu --device cuda
+
+Each method's config is ``<method>-<profile>`` (profile ``cpu`` by default) unless given with
+``--config METHOD=NAME``; ``res-srdiff`` defaults to ``default-<profile>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import tempfile
+import time
+from typing import Any
+
+import torch
+
+from ressrdiff import __version__
+from ressrdiff.config import load_config, named_configs
+from ressrdiff.methods import METHODS, Method, build_method
+from ressrdiff.nn import count_parameters
+from ressrdiff.training import Trainer
+
+FALLBACK = {"res-srdiff": "default-{profile}"}
+
+
+class RandomPairs:
+    """Random patches: timing does not depend on image content."""
+
+    def __init__(self, n: int, size: int) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.hr = torch.rand(n, 1, size, size, generator=g) * 2 - 1
+        self.lr = self.hr + 0.1 * torch.randn(n, 1, size, size, generator=g)
+
+    def __len__(self) -> int:
+        return self.hr.shape[0]
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"hr": self.hr[i], "lr": self.lr[i]}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def config_name(method: str, profile: str, explicit: dict[str, str]) -> str:
+    if method in explicit:
+        return explicit[method]
+    name = f"{method}-{profile}"
+    if name not in named_configs() and method in FALLBACK:
+        name = FALLBACK[method].format(profile=profile)
+    if name not in named_configs():
+        raise SystemExit(f"no shipped config {name!r} for method {method!r}; use --config")
+    return name
+
+
+def inference_nets(m: Method) -> dict[str, torch.nn.Module]:
+    """The networks ``super_resolve`` runs (``inference_networks()`` where a method defines
+    it, e.g. one generator of CycleGAN), else all its networks."""
+    return getattr(m, "inference_networks", m.networks)()
+
+
+def method_nfe(m: Method, steps: int | None) -> str:
+    if getattr(m, "nfe", None) is not None:
+        return str(m.nfe)
+    if steps is not None:
+        return str(steps)
+    for attr in ("sample_steps", "nfe_default"):
+        if getattr(m, attr, None) is not None:
+            return str(getattr(m, attr))
+    return "?"
+
+
+def bench(
+    method: str, cfg_name: str, args: argparse.Namespace, device: torch.device
+) -> dict[str, Any]:
+    cfg = load_config(cfg_name)
+    if cfg.method != method:
+        cfg = cfg.replace(method=method)
+    cfg = cfg.replace(
+        **{
+            "train.device": device.type,
+            "train.batch_size": args.train_batch,
+            "train.steps": 10**6,
+            "train.ckpt_every": 10**6,
+            "train.log_every": 10**6,
+            "data.patch": args.train_size,
+        }
+    )
+    torch.manual_seed(0)
+    m = build_method(cfg).to(device)
+    row: dict[str, Any] = {
+        "method": method,
+        "config": cfg_name,
+        "params": sum(count_parameters(n) for n in m.networks().values()),
+        "params_inf": sum(count_parameters(n) for n in inference_nets(m).values()),
+    }
+    # training throughput
+    ds = RandomPairs(max(64, 4 * args.train_batch), args.train_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            tr = Trainer(cfg, tmp, dataset=ds, progress=False, method=m)
+        except ValueError:  # e.g. bicubic: nothing to train
+            row["train"] = row["train_cpu"] = "n/a"
+        else:
+            for _ in range(args.warmup):
+                tr.train_step()
+            _sync(device)
+            t0, c0 = time.perf_counter(), time.process_time()
+            for _ in range(args.train_steps):
+                tr.train_step()
+            _sync(device)
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            row["train"] = f"{args.train_steps / wall:.2f}"
+            row["train_cpu"] = f"{args.train_steps / cpu:.2f}"
+    # inference
+    m.eval()
+    x = torch.rand(1, 1, args.size, args.size, device=device) * 2 - 1
+    gen = torch.Generator(device=device).manual_seed(0)
+    times, cpu_times = [], []
+    with torch.no_grad():
+        for i in range(args.repeats + 1):
+            _sync(device)
+            t0, c0 = time.perf_counter(), time.process_time()
+            m.super_resolve(x, steps=args.steps, generator=gen)
+            _sync(device)
+            if i:  # the first run is a warm-up
+                times.append(time.perf_counter() - t0)
+                cpu_times.append(time.process_time() - c0)
+    row["nfe"] = method_nfe(m, args.steps)
+    row["s_slice"] = statistics.median(times)
+    row["s_slice_cpu"] = statistics.median(cpu_times)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--methods", nargs="+", default=["bicubic", "pix2pix", "cyclegan", "spsr"])
+    ap.add_argument("--profile", default="cpu", help="config suffix: smoke, cpu or gpu")
+    ap.add_argument(
+        "--config", action="append", default=[], metavar="METHOD=NAME", help="config per method"
+    )
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--train-size", type=int, default=64)
+    ap.add_argument("--train-batch", type=int, default=8)
+    ap.add_argument("--train-steps", type=int, default=5, help="timed steps")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    ap.add_argument("--size", type=int, default=256, help="inference slice size (square)")
+    ap.add_argument("--steps", type=int, default=None, help="sampling steps (diffusion methods)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed inference runs (median)")
+    args = ap.parse_args()
+
+    explicit = dict(item.split("=", 1) for item in args.config)
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown:
+        raise SystemExit(f"unknown method(s) {unknown}; registered: {sorted(METHODS)}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    print(
+        f"ressrdiff {__version__}, torch {torch.__version__}, device {device} ({name}), "
+        f"threads {torch.get_num_threads()}; training {args.train_size}^2 batch "
+        f"{args.train_batch} ({args.train_steps} steps after {args.warmup} warm-up); "
+        f"inference {args.size}^2 batch 1 (median of {args.repeats} after 1 warm-up)\n"
+    )
+    header = (
+        f"| {'method':<11} | {'config':<16} | {'params':>10} | {'params (SR)':>11} | "
+        f"{'train steps/s':>13} | {'(CPU time)':>10} | {'NFE':>4} | {'s / slice':>9} | "
+        f"{'(CPU time)':>10} |"
+    )
+    print(header)
+    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+    for method in args.methods:
+        r = bench(method, config_name(method, args.profile, explicit), args, device)
+        print(
+            f"| {r['method']:<11} | {r['config']:<16} | {r['params']:>10,} | "
+            f"{r['params_inf']:>11,} | {r['train']:>13} | {r['train_cpu']:>10} | "
+            f"{r['nfe']:>4} | {r['s_slice']:>9.4f} | {r['s_slice_cpu']:>10.4f} |",
+            flush=True,
+        )
+    print(
+        "\n(CPU time): the same rate from the process's CPU time instead of wall time. With one "
+        "thread\n(--threads 1) it approximates the wall-clock rate on an otherwise idle core, "
+        "which helps\non a shared machine; with more threads it sums over them."
+    )
+
+
+if __name__ == "__main__":
+    main()
