@@ -1,0 +1,67 @@
+"""``ressrdiff eval``: score methods on the test subjects (a thin face over
+:func:`ressrdiff.evaluation.evaluate`)."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_eval_parser"]
+
+EPILOG = """examples:
+  ressrdiff eval nearest bspline res-srdiff=runs/default-cpu/last.pt --out runs/eval
+  ressrdiff eval bspline k1=last.pt@1 k4=last.pt@4 k15=last.pt@15 --out runs/steps
+  ressrdiff eval bspline mine=last.pt --data my_manifest.csv --preset prostate
+
+An entry is a reference (nearest, bspline) or LABEL=CHECKPOINT[@STEPS]. SR volumes are cached
+under OUT/volumes, per-entry tables and provenance under OUT/metrics, and the combined table is
+OUT/metrics.csv. Entries already scored with the same checkpoint, data and settings are read
+back, not recomputed."""
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate, parse_entry
+    from .metrics import MetricSuite, summarise
+
+    entries = [parse_entry(e) for e in args.entries]
+    df = evaluate(
+        entries,
+        args.out,
+        data=args.data,
+        preset=args.preset,
+        seed=args.seed,
+        batch=args.batch,
+        max_slices=args.max_slices,
+        device=args.device,
+        progress=not args.quiet,
+        suite=MetricSuite(args.device, lpips="off" if args.no_lpips else "auto"),
+    )
+    s = summarise(df)
+    piv = s.pivot_table(index="method", columns=["region", "metric"], values="mean")
+    print(piv.round(4).to_string())
+    print(f"table: {args.out}/metrics.csv")
+    return 0
+
+
+def add_eval_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register the ``eval`` sub-command on ``subparsers`` and return its parser."""
+    e = subparsers.add_parser(
+        "eval",
+        help="score methods on the test subjects (per-slice table, cached, resumable)",
+        description=__doc__.splitlines()[0],
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    e.add_argument("entries", nargs="+", help="nearest | bspline | LABEL=CHECKPOINT[@STEPS]")
+    e.add_argument("--out", default="runs/eval", help="output folder (default runs/eval)")
+    e.add_argument("--data", default=None, help="folder or CSV manifest (default: default set)")
+    e.add_argument("--preset", default="brain-4x", help="degradation preset (default brain-4x)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument(
+        "--max-slices", type=int, default=None, help="score N evenly spread slices per subject"
+    )
+    e.add_argument("--batch", type=int, default=8)
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--no-lpips", action="store_true", help="skip LPIPS even if weights exist")
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
+    e.set_defaults(func=_run)
+    return e

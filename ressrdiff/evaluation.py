@@ -1,0 +1,285 @@
+"""The evaluation runner: super-resolve the test subjects with every method and score them.
+
+For each test subject the HR volume is down-sampled with the preset (a genuinely low-resolution
+volume on its own grid), every entry super-resolves it back onto the HR grid, and the per-slice
+metrics go into one tidy table (subject, slice, method, region, metric, value). Two reference
+entries need no checkpoint: ``nearest`` and ``bspline`` re-gridding of the LR (SimpleITK).
+
+Outputs under ``out_dir``:
+
+* ``volumes/<subject>/<label>.nii.gz``: the cached SR volumes (input units, HR geometry);
+* ``metrics/<label>.csv``: the per-slice table of one entry, with ``<label>.json`` beside it
+  holding its provenance (checkpoint sha256, data sha256, package version, steps, seed);
+* ``metrics.csv`` and ``provenance.json``: all entries together.
+
+Resumable: an entry whose table exists with the same provenance is read, not recomputed. All
+volumes are scored after the same mapping to [-1, 1] (the HR's robust percentiles, upper end
+inside the mask), on the slices with at least ``min_foreground`` of mask.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+import torch
+
+from . import __version__
+from .data.degrade import downsample, regrid
+from .data.intensity import robust_volume
+from .data.io import read_volume, write_volume
+from .data.manifest import SubjectEntry, assign_roles, read_subjects
+from .data.masks import otsu_mask
+from .data.prepare import file_sha256
+from .metrics import MetricSuite, score_table
+
+__all__ = ["Entry", "REFERENCES", "parse_entry", "test_subjects", "evaluate"]
+
+PathLike = str | os.PathLike[str]
+
+#: Entries computed without a checkpoint: re-gridding of the LR onto the HR grid.
+REFERENCES = {"nearest": "nearest", "bspline": "bspline"}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of the comparison: a reference re-gridding or a checkpoint (at ``steps``)."""
+
+    label: str
+    checkpoint: str | None = None  # None: ``label`` must be a REFERENCES key
+    steps: int | None = None  # sampling steps / NFE (None: the method's default)
+
+    def __post_init__(self) -> None:
+        if not self.label or any(c in self.label for c in "/\\ "):
+            raise ValueError(f"entry label {self.label!r}: needs a name without / or spaces")
+        if self.checkpoint is None and self.label not in REFERENCES:
+            raise ValueError(
+                f"entry {self.label!r} needs a checkpoint (references: {', '.join(REFERENCES)})"
+            )
+
+
+def parse_entry(text: str) -> Entry:
+    """``LABEL=CHECKPOINT[@STEPS]`` or a reference name (``nearest``, ``bspline``)."""
+    if "=" not in text:
+        return Entry(text)
+    label, rest = text.split("=", 1)
+    steps = None
+    if "@" in rest:
+        rest, k = rest.rsplit("@", 1)
+        try:
+            steps = int(k)
+        except ValueError:
+            raise ValueError(f"entry {text!r}: steps after '@' must be an integer") from None
+    if not Path(rest).is_file():
+        raise ValueError(f"entry {text!r}: checkpoint {rest} not found")
+    return Entry(label, rest, steps)
+
+
+def test_subjects(
+    data: PathLike | None = None, *, val: float = 0.1, test: float = 0.2, seed: int = 0
+) -> list[SubjectEntry]:
+    """The test subjects of the prepared default data set (``data`` None) or of a folder/CSV
+    manifest (roles from its ``role`` column, else the seeded subject-level split)."""
+    if data is None:
+        from .data.prepare import prepare_dataset
+
+        data = prepare_dataset("default") / "manifest.csv"
+    entries = assign_roles(read_subjects(data), val, test, seed)
+    chosen = [e for e in entries if e.role == "test"]
+    if not chosen:
+        raise ValueError(f"{data}: no test subject")
+    return chosen
+
+
+def _arr(img: sitk.Image) -> np.ndarray:
+    return sitk.GetArrayFromImage(img).astype(np.float64)  # (z, y, x)
+
+
+def _write_json(obj: dict, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+@dataclass
+class _Subject:
+    entry: SubjectEntry
+    hr: sitk.Image
+    lr: sitk.Image
+    mask: np.ndarray  # (z, y, x) bool
+    keep: np.ndarray  # axial slice indices scored
+    lo: float
+    hi: float
+    sha: dict[str, str] = field(default_factory=dict)
+    _regridded: dict[str, sitk.Image] = field(default_factory=dict)
+
+    def regridded(self, interpolator: str) -> sitk.Image:
+        """The LR re-gridded onto the HR grid (computed once per interpolator)."""
+        if interpolator not in self._regridded:
+            self._regridded[interpolator] = regrid(self.lr, self.hr, interpolator)
+        return self._regridded[interpolator]
+
+
+def _load_subject(
+    e: SubjectEntry, preset: str, min_foreground: float, axis: int, max_slices: int | None
+) -> _Subject:
+    if axis != 2:
+        raise ValueError("evaluate: only axial slices (axis z = 2) are scored for now")
+    hr = sitk.Cast(read_volume(e.hr_path, ndim=3), sitk.sitkFloat32)
+    if e.mask_path is not None:
+        m_img = read_volume(e.mask_path, ndim=3)
+    else:
+        m_img = otsu_mask(hr)
+    m = sitk.GetArrayFromImage(m_img) > 0
+    if m.shape != _arr(hr).shape:
+        raise ValueError(f"{e.mask_path}: mask grid {m.shape} differs from {e.hr_path}")
+    if not m.any():
+        raise ValueError(f"{e.mask_path or e.hr_path}: the mask is empty")
+    keep = np.flatnonzero(m.reshape(len(m), -1).mean(axis=1) >= min_foreground)
+    if max_slices is not None and keep.size > max_slices:  # evenly spread, first and last kept
+        keep = keep[np.round(np.linspace(0, keep.size - 1, max_slices)).astype(int)]
+    _, params = robust_volume(_arr(hr), mask=m)
+    lr = sitk.Cast(read_volume(e.lr_path, ndim=3), sitk.sitkFloat32) if e.lr_path else None
+    sha = {"hr": file_sha256(e.hr_path)}
+    if e.mask_path is not None:
+        sha["mask"] = file_sha256(e.mask_path)
+    if lr is None:
+        lr = downsample(hr, preset)
+    else:
+        sha["lr"] = file_sha256(e.lr_path)
+    return _Subject(e, hr, lr, m, keep, float(params.lo), float(params.hi), sha)
+
+
+def _sr_volume(entry: Entry, subj: _Subject, method, seed: int, batch: int, progress: bool):
+    """The entry's volume on the HR grid. A checkpoint super-resolves only the scored slices
+    (2-D SR treats slices independently); the other slices hold the re-gridded input."""
+    if entry.checkpoint is None:
+        return subj.regridded(REFERENCES[entry.label])
+    from .inference import super_resolve_volume
+
+    base = subj.regridded(method.cfg.data.regrid)
+    arr = sitk.GetArrayFromImage(base)  # (z, y, x), a copy
+    sub = sitk.GetImageFromArray(np.ascontiguousarray(arr[subj.keep]))
+    sub.SetSpacing(base.GetSpacing())
+    sr, _ = super_resolve_volume(
+        method, sub, steps=entry.steps, seed=seed, batch=batch, progress=progress
+    )
+    arr[subj.keep] = sitk.GetArrayFromImage(sr)
+    out = sitk.GetImageFromArray(arr)
+    out.CopyInformation(base)
+    return out
+
+
+def _score(vol: sitk.Image, subj: _Subject, label: str, suite: MetricSuite) -> pd.DataFrame:
+    def norm(v: np.ndarray) -> torch.Tensor:
+        y = np.clip(2 * (v - subj.lo) / (subj.hi - subj.lo) - 1, -1, 1)
+        return torch.from_numpy(y[subj.keep][:, None]).float()
+
+    return score_table(
+        norm(_arr(vol)),
+        norm(_arr(subj.hr)),
+        subject=subj.entry.subject,
+        slice_index=subj.keep.tolist(),
+        method=label,
+        mask=torch.from_numpy(subj.mask[subj.keep][:, None]),
+        suite=suite,
+    )
+
+
+def evaluate(
+    entries: Sequence[Entry],
+    out_dir: PathLike,
+    *,
+    data: PathLike | None = None,
+    preset: str = "brain-4x",
+    seed: int = 0,
+    batch: int = 8,
+    min_foreground: float = 0.05,
+    max_slices: int | None = None,
+    axis: int = 2,
+    device: str = "cpu",
+    progress: bool = True,
+    suite: MetricSuite | None = None,
+    log=print,
+) -> pd.DataFrame:
+    """Run every entry on every test subject (see the module docstring); returns the table.
+
+    Checkpoints must have been trained for ``preset`` (checked). ``data``: None for the
+    prepared default data set, else a folder or CSV manifest. ``max_slices`` scores an evenly
+    spread subset of each subject's slices (a CPU budget knob; None: all).
+    """
+    labels = [e.label for e in entries]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"evaluate: duplicate entry labels in {labels}")
+    out = Path(out_dir)
+    (out / "metrics").mkdir(parents=True, exist_ok=True)
+    subjects = [
+        _load_subject(e, preset, min_foreground, axis, max_slices) for e in test_subjects(data)
+    ]
+    suite = suite or MetricSuite()
+    tables, prov = [], {}
+    for entry in entries:
+        info = {
+            "entry": asdict(entry),
+            "checkpoint_sha256": file_sha256(entry.checkpoint) if entry.checkpoint else None,
+            "data_sha256": {s.entry.subject: s.sha for s in subjects},
+            "preset": preset,
+            "seed": seed,
+            "min_foreground": min_foreground,
+            "max_slices": max_slices,
+            "ressrdiff": __version__,
+            "lpips": suite.lpips_status,
+        }
+        table_path = out / "metrics" / f"{entry.label}.csv"
+        info_path = out / "metrics" / f"{entry.label}.json"
+        if table_path.is_file() and info_path.is_file():
+            old = json.loads(info_path.read_text(encoding="utf-8"))
+            if {k: old.get(k) for k in info} == info:
+                log(f"evaluate: {entry.label}: cached ({table_path})")
+                tables.append(pd.read_csv(table_path))
+                prov[entry.label] = old
+                continue
+        method = None
+        if entry.checkpoint is not None:
+            from .inference import check_preset, load_sr_method
+
+            method = load_sr_method(entry.checkpoint, device=device)
+            check_preset(method, preset, entry.checkpoint)
+            info["method"] = method.name
+            info["trained_step"] = getattr(method, "trained_step", None)
+        per_subject = []
+        for subj in subjects:
+            vdir = out / "volumes" / subj.entry.subject
+            vdir.mkdir(parents=True, exist_ok=True)
+            start = time.perf_counter()
+            vol = _sr_volume(entry, subj, method, seed, batch, progress)
+            seconds = time.perf_counter() - start
+            write_volume(vol, vdir / f"{entry.label}.nii.gz")
+            df = _score(vol, subj, entry.label, suite)
+            per_subject.append(df)
+            info.setdefault("seconds", {})[subj.entry.subject] = seconds
+            info["threads"] = torch.get_num_threads()
+            log(f"evaluate: {entry.label} on {subj.entry.subject}: {seconds:.1f} s")
+        table = pd.concat(per_subject, ignore_index=True)
+        _write_csv(table, table_path)
+        _write_json(info, info_path)
+        tables.append(table)
+        prov[entry.label] = info
+    df = pd.concat(tables, ignore_index=True)
+    _write_csv(df, out / "metrics.csv")
+    _write_json(prov, out / "provenance.json")
+    return df
