@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 RUNS    ?= runs
 PROFILE ?= cpu
 
-.PHONY: demo test lint book sources clean-venv
+.PHONY: demo test lint book notebook-refs sources clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -38,9 +38,19 @@ lint: $(STAMP)
 	$(BIN)/ruff check ressrdiff tests benchmarks
 	$(BIN)/ruff format --check ressrdiff tests benchmarks
 
-# The book's pages (notebooks arrive with the book issue); built with execution off.
-book: $(STAMP)
-	$(BIN)/jupyter-book build . --path-output build -q
+# The book: papermill executes every notebook of _toc.yml with the profile's parameters
+# (book/profiles/$(PROFILE)/) into build/executed/, then Jupyter Book builds the HTML from a
+# staging copy (build/book-src/) with execution off: build/_build/html/index.html.
+# PROFILE=smoke (CI, minutes), cpu (default, a laptop), gpu (paper-size, needs CUDA).
+# Needs the default data set's sources (as `make test`) and npm once (MathJax for offline HTML).
+book: $(STAMP) sources
+	$(BIN)/ressrdiff book build --profile $(PROFILE) --out build
+
+# Re-record the outputs that tests/test_book.py compares the equation chapters against
+# (after an intended change to chapters 01-02; smoke profile, about a minute).
+REF_NOTEBOOKS ?= 01_forward_process 02_reverse_process
+notebook-refs: $(STAMP)
+	$(BIN)/python -m ressrdiff.notebook_regression $(REF_NOTEBOOKS) --out tests/notebook_refs
 
 clean-venv:
 	rm -rf $(VENV)

@@ -48,6 +48,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg = cfg.replace(**overrides)
     if args.device:
         cfg = cfg.replace(**{"train.device": args.device})
+    if args.method:
+        cfg = cfg.replace(method=args.method)
     out = Path(args.out or Path("runs") / cfg.name)
     trainer = Trainer(cfg, out, resume=args.resume, progress=not args.quiet)
     if trainer.dist.main:
@@ -134,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a config value, e.g. train.steps=200 (repeatable)",
     )
     t.add_argument("--device", choices=["cpu", "cuda", "auto"], help="override train.device")
+    t.add_argument("--method", help="override the config's method (e.g. pix2pix, cyclegan)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
 
@@ -181,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sr_parser(sub)
     add_data_parser(sub)
+    from .eval_command import add_eval_parser
+
+    add_eval_parser(sub)
+    from .bookrun import add_book_parser
+
+    add_book_parser(sub)
     return p
 
 

@@ -1,0 +1,301 @@
+"""The book end to end with the ``smoke`` profile: papermill -> Jupyter Book -> a real browser.
+
+A session fixture executes every notebook of ``_toc.yml`` once with the smoke profile (the same
+runner as ``make book``) and builds the HTML into a temporary folder. The tests then check:
+
+* every notebook executed without error, and every toc page has its HTML file;
+* the equation chapters' text outputs match ``tests/notebook_refs/`` (pytest-notebook diff of
+  the regression views; regenerate with ``make notebook-refs`` after an intended change);
+* in headless Chromium (Debian's ``/usr/bin/chromium`` driven by Playwright, the book served on
+  127.0.0.1): every page loads with no console error, failed request or request leaving the
+  machine; every equation is typeset by the locally served MathJax; every image has a size;
+  notebook pages carry Binder/Colab launch buttons; moving the static schedule slider of
+  ``03_noise_schedule`` changes the displayed frame.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from ressrdiff.bookrun import BookRunError, RunResult, build_book, run_notebooks, toc_files
+
+pytestmark = pytest.mark.slow
+
+REFS = Path(__file__).resolve().parent / "notebook_refs"
+# Another book root (same layout) may be tested with RESSRDIFF_BOOK_ROOT; the default is this repo.
+ROOT = Path(os.environ.get("RESSRDIFF_BOOK_ROOT") or REFS.parents[1]).resolve()
+CHROMIUM = Path(os.environ.get("RESSRDIFF_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+EQUATION_CHAPTERS = ("01_forward_process", "02_reverse_process", "03_noise_schedule")
+REGRESSION_CHAPTERS = ("01_forward_process", "02_reverse_process")
+SLIDER_CHAPTER = "03_noise_schedule"
+CELL_TIMEOUT_S = 600
+
+TOC = toc_files(ROOT)
+TOC_NOTEBOOKS = [e.rsplit("/", 1)[-1] for e in TOC if (ROOT / f"{e}.ipynb").is_file()]
+
+
+@dataclass
+class Book:
+    out: Path
+    results: dict[str, RunResult]
+    html: Path | None = None
+    build_error: str | None = None
+
+    def require_html(self) -> Path:
+        if self.html is None:
+            failed = [r.stem for r in self.results.values() if not r.ok]
+            pytest.fail(
+                f"the book was not built: notebooks failed {failed}" if failed else self.build_error
+            )
+        return self.html
+
+
+def _existing_build(out: Path) -> Book:
+    """A book already built by ``ressrdiff book build --profile smoke --out OUT`` (to re-check
+    it without executing again: ``RESSRDIFF_BOOK_BUILD=OUT pytest tests/test_book.py``)."""
+    import nbformat
+
+    results = {}
+    for stem in TOC_NOTEBOOKS:
+        path = out / "executed" / f"{stem}.ipynb"
+        params = {}
+        if path.is_file():
+            params = nbformat.read(str(path), as_version=4).metadata["papermill"]["parameters"]
+        error = None if path.is_file() else f"no executed copy {path}"
+        results[stem] = RunResult(stem, path, params, 0.0, error)
+    html = out / "_build" / "html"
+    return Book(out, results, html if html.is_dir() else None, f"no HTML in {html}")
+
+
+@pytest.fixture(scope="session")
+def book(tmp_path_factory) -> Book:
+    if os.environ.get("RESSRDIFF_BOOK_BUILD"):
+        return _existing_build(Path(os.environ["RESSRDIFF_BOOK_BUILD"]))
+    out = tmp_path_factory.mktemp("book") / "build"
+    overrides = {"out_dir": os.path.relpath(out / "artifacts", ROOT / "notebooks")}
+    results = run_notebooks(
+        ROOT,
+        "smoke",
+        out=out / "executed",
+        overrides=overrides,
+        keep_going=True,
+        log_output=False,
+        cell_timeout=CELL_TIMEOUT_S,
+        quiet=True,
+    )
+    b = Book(out, {r.stem: r for r in results})
+    if all(r.ok for r in results):
+        try:
+            b.html, _ = build_book(
+                ROOT, "smoke", out=out, overrides=overrides, run=False, quiet=True
+            )
+        except BookRunError as e:
+            b.build_error = str(e)
+    return b
+
+
+@pytest.mark.parametrize("stem", TOC_NOTEBOOKS)
+def test_notebook_executes_with_smoke_profile(book: Book, stem: str):
+    res = book.results[stem]
+    assert res.ok, res.error
+    assert res.parameters["profile"] == "smoke"
+
+
+def test_every_toc_page_has_html(book: Book):
+    html = book.require_html()
+    missing = [e for e in TOC if not (html / f"{e}.html").is_file()]
+    assert not missing, f"no HTML for {missing}"
+    assert (html / "index.html").is_file()
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").is_file(), "MathJax not in the build"
+
+
+@pytest.mark.parametrize("stem", REGRESSION_CHAPTERS)
+def test_equation_chapter_outputs_match_reference(book: Book, stem: str):
+    import nbformat
+
+    from ressrdiff.notebook_regression import diff_views, regression_view
+
+    ref = REFS / f"{stem}.ipynb"
+    assert ref.is_file(), f"no reference {ref}: run `make notebook-refs`"
+    res = book.results[stem]
+    assert res.ok, res.error
+    fresh = regression_view(nbformat.read(str(res.output), as_version=4))
+    diff = diff_views(nbformat.read(str(ref), as_version=4), fresh)
+    assert not diff, f"{stem}: outputs differ from {ref} (if intended: make notebook-refs)\n{diff}"
+
+
+# --------------------------------------------------------------------------------------------
+# The browser
+# --------------------------------------------------------------------------------------------
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 (signature of the base class)
+        pass
+
+
+@dataclass
+class PageVisit:
+    errors: list[str] = field(default_factory=list)
+    external: list[str] = field(default_factory=list)
+    math: int = 0
+    untypeset: int = 0
+    mjx: int = 0
+    tex_errors: int = 0
+    images: list[dict] = field(default_factory=list)
+    launch: dict[str, int] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="session")
+def server(book: Book):
+    html = book.require_html()
+    handler = functools.partial(_QuietHandler, directory=str(html))
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}/"
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.is_file():
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}: install Debian's browser with "
+            "`apt-get install -y chromium` (.ci/run does this) or set RESSRDIFF_CHROMIUM"
+        )
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def _open(browser, base: str, path: str):
+    """A new page on ``base + path`` with listeners; returns (page, visit) once MathJax is done
+    and every image has loaded."""
+    page = browser.new_page()
+    visit = PageVisit()
+    page.on("console", lambda m: visit.errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: visit.errors.append(f"uncaught: {e}"))
+    page.on("requestfailed", lambda r: visit.errors.append(f"request failed: {r.url}"))
+
+    def on_response(resp):
+        if resp.status >= 400:
+            visit.errors.append(f"HTTP {resp.status}: {resp.url}")
+
+    page.on("response", on_response)
+
+    def route(r):
+        if r.request.url.startswith(base):
+            r.continue_()
+        else:  # offline rendering: nothing may come from outside the build
+            visit.external.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    page.goto(base + path, wait_until="load")
+    page.evaluate(
+        "async () => { if (window.MathJax?.startup?.promise) await MathJax.startup.promise; }"
+    )
+    page.wait_for_function(
+        "() => Array.from(document.images).every(i => i.complete)", timeout=15_000
+    )
+    return page, visit
+
+
+@pytest.fixture(scope="session")
+def visits(browser, server) -> dict[str, PageVisit]:
+    out = {}
+    for entry in TOC:
+        page, visit = _open(browser, server, f"{entry}.html")
+        info = page.evaluate(
+            """() => ({
+              math: document.querySelectorAll('.math').length,
+              untypeset: Array.from(document.querySelectorAll('.math'))
+                  .filter(e => !e.querySelector('mjx-container')).length,
+              mjx: document.querySelectorAll('mjx-container').length,
+              tex_errors: document.querySelectorAll('mjx-merror').length,
+              images: Array.from(document.images).map(i => ({
+                  src: i.getAttribute('src').slice(0, 80), w: i.naturalWidth, h: i.naturalHeight})),
+              launch: {
+                  binder: document.querySelectorAll('a[href*="mybinder.org"]').length,
+                  colab: document.querySelectorAll('a[href*="colab.research.google.com"]').length},
+            })"""
+        )
+        for k, v in info.items():
+            setattr(visit, k, v)
+        page.close()
+        out[entry] = visit
+    return out
+
+
+def test_pages_load_without_console_errors_or_external_requests(visits):
+    bad = {e: v.errors for e, v in visits.items() if v.errors}
+    assert not bad, f"console errors: {bad}"
+    ext = {e: v.external for e, v in visits.items() if v.external}
+    assert not ext, f"requests leaving the build (breaks offline reading): {ext}"
+
+
+def test_equations_are_typeset_by_local_mathjax(visits):
+    for entry, v in visits.items():
+        assert v.untypeset == 0, f"{entry}: {v.untypeset} of {v.math} equations not typeset"
+        assert v.tex_errors == 0, f"{entry}: {v.tex_errors} TeX errors"
+    for stem in EQUATION_CHAPTERS:
+        entry = f"notebooks/{stem}"
+        if entry in visits:
+            assert visits[entry].mjx > 0, f"{entry}: no MathJax output (mjx-container)"
+    assert any(f"notebooks/{s}" in visits for s in EQUATION_CHAPTERS), "no equation chapter"
+
+
+def test_every_image_has_a_size(visits):
+    for entry, v in visits.items():
+        empty = [i["src"] for i in v.images if not (i["w"] > 0 and i["h"] > 0)]
+        assert not empty, f"{entry}: images without size: {empty}"
+    assert sum(len(v.images) for v in visits.values()) > 0
+
+
+def test_notebook_pages_have_launch_buttons(visits):
+    for entry, v in visits.items():
+        if entry.startswith("notebooks/"):
+            assert v.launch["binder"] and v.launch["colab"], f"{entry}: launch buttons {v.launch}"
+
+
+def test_static_schedule_slider_changes_the_frame(browser, server):
+    entry = f"notebooks/{SLIDER_CHAPTER}"
+    assert entry in TOC, f"{entry} is not in _toc.yml"
+    page, visit = _open(browser, server, f"{entry}.html")
+    sliders = page.locator("input[type=range]")
+    assert sliders.count() > 0, f"{entry}: no static slider (input[type=range])"
+    frame_of = """(el) => {
+        const box = el.closest('.animation') || el.closest('.cell_output') || document;
+        const img = box.querySelector('img');
+        return img ? img.getAttribute('src') : null; }"""
+    for k in range(sliders.count()):
+        slider = sliders.nth(k)
+        slider.scroll_into_view_if_needed()
+        lo, hi, now = (slider.evaluate(f"e => Number(e.{a})") for a in ("min", "max", "value"))
+        assert hi > lo, f"slider {k} of {entry} has a single position"
+        before = slider.evaluate(frame_of)
+        assert before, f"slider {k} of {entry}: no frame image beside it"
+        target = hi if now != hi else lo
+        slider.fill(str(int(target)))  # sets the value and fires "input", as a drag does
+        after = slider.evaluate(frame_of)
+        assert after != before, f"slider {k} of {entry}: moving it did not change the frame"
+    assert not visit.errors, f"{entry}: console errors while sliding: {visit.errors}"
+    page.close()
