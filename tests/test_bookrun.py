@@ -180,6 +180,7 @@ def test_stage_book_uses_executed_copies_and_drops_cdn_links(root: Path, tmp_pat
 def test_sliced_polls_recover_a_missed_wakeup_and_keep_the_deadline(monkeypatch):
     import asyncio
     import queue
+    from concurrent.futures import ThreadPoolExecutor
 
     from ressrdiff import bookrun
 
@@ -203,10 +204,15 @@ def test_sliced_polls_recover_a_missed_wakeup_and_keep_the_deadline(monkeypatch)
 
     ch = Channel(ready_at=3)
     bookrun._slice_polls(ch)
-    assert asyncio.run(ch.get_msg(timeout=None)) == {"msg": "reply"}
+
+    def run(coro):  # in a fresh thread: the book tests' kernels may leave a loop on this one
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, coro).result()
+
+    assert run(ch.get_msg(timeout=None)) == {"msg": "reply"}
     assert ch.timeouts == [0.01, 0.01, 0.01]
     never = Channel(ready_at=None)
     bookrun._slice_polls(never)
     with pytest.raises(queue.Empty):
-        asyncio.run(never.get_msg(timeout=0.05))
+        run(never.get_msg(timeout=0.05))
     assert 3 <= len(never.timeouts) <= 7  # polled in slices, and gave up at the deadline
