@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from ..checkpoint import CheckpointError
 from ..config import RunConfig
+from ..diffusion import EnsembleResult
 
 __all__ = ["Method", "register", "build_method", "METHODS", "per_sample_draws", "diff_keys"]
 
@@ -110,6 +111,28 @@ class Method(nn.Module):
         self, x_lr: Tensor, steps: int | None = None, generator: torch.Generator | None = None
     ) -> Tensor:
         raise NotImplementedError
+
+    @torch.no_grad()
+    def super_resolve_ensemble(
+        self,
+        x_lr: Tensor,
+        num_samples: int,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+        chunk: int | None = None,
+    ) -> EnsembleResult:
+        """``num_samples`` draws of :meth:`super_resolve` per input, in batches of at most
+        ``chunk`` network inputs, with their pixel-wise mean and (unbiased) standard deviation.
+        Deterministic methods override this with an error."""
+        if num_samples < 1:
+            raise ValueError(f"{self.name}: num_samples must be >= 1, got {num_samples}")
+        B = x_lr.shape[0]
+        rep = x_lr.repeat_interleave(num_samples, dim=0)
+        parts = rep.split(chunk or rep.shape[0])
+        outs = [self.super_resolve(p, steps=steps, generator=generator) for p in parts]
+        samples = torch.cat(outs).view(B, num_samples, *x_lr.shape[1:])
+        std = samples.std(dim=1) if num_samples > 1 else torch.zeros_like(samples[:, 0])
+        return EnsembleResult(samples=samples, mean=samples.mean(dim=1), std=std)
 
     def check_signature(self, ckpt: dict[str, Any], path: str) -> None:
         mine, theirs = self.signature(), ckpt.get("signature", {})

@@ -19,13 +19,12 @@ from torch import Tensor, nn
 
 from ..config import RunConfig
 from ..ddpm_process import DDPMSchedule, loss_simple, q_sample, sample
-from ..diffusion import EnsembleResult
 from ..nn import UNet
 from ..nn.vit import ViT, ViTConfig
 from .base import Method, per_sample_draws, register
 from .res_srdiff import resolve_model_config
 
-__all__ = ["TMDDPM", "DDPM_DEFAULTS", "resolve_options", "build_backbone", "ensemble"]
+__all__ = ["TMDDPM", "DDPM_DEFAULTS", "resolve_options", "build_backbone"]
 
 #: ``options:`` of a tm-ddpm config, and their defaults
 DDPM_DEFAULTS: dict[str, Any] = {
@@ -78,27 +77,6 @@ def build_backbone(
             )
         return UNet(ucfg), {"backbone": "unet", **ucfg.to_dict()}
     raise ValueError(f"{method}: model.backbone must be 'vit' or 'unet', got {backbone!r}")
-
-
-def ensemble(
-    method: Method,
-    x_lr: Tensor,
-    num_samples: int,
-    steps: int | None,
-    generator: torch.Generator | None,
-    chunk: int | None,
-) -> EnsembleResult:
-    """``num_samples`` draws of ``method.super_resolve`` per input, in batches of at most
-    ``chunk`` network inputs, with their pixel-wise mean and (unbiased) standard deviation."""
-    if num_samples < 1:
-        raise ValueError(f"{method.name}: num_samples must be >= 1, got {num_samples}")
-    B = x_lr.shape[0]
-    rep = x_lr.repeat_interleave(num_samples, dim=0)
-    parts = rep.split(chunk or rep.shape[0])
-    outs = [method.super_resolve(p, steps=steps, generator=generator) for p in parts]
-    samples = torch.cat(outs).view(B, num_samples, *x_lr.shape[1:])
-    std = samples.std(dim=1) if num_samples > 1 else torch.zeros_like(samples[:, 0])
-    return EnsembleResult(samples=samples, mean=samples.mean(dim=1), std=std)
 
 
 @register("tm-ddpm")
@@ -168,15 +146,3 @@ class TMDDPM(Method):
             variance=self.options["variance"],
             clip_x0=bool(self.options["clip_x0"]),
         )
-
-    @torch.no_grad()
-    def super_resolve_ensemble(
-        self,
-        x_lr: Tensor,
-        num_samples: int,
-        steps: int | None = None,
-        generator: torch.Generator | None = None,
-        chunk: int | None = None,
-    ) -> EnsembleResult:
-        """N samples per input with mean and standard-deviation (uncertainty) maps."""
-        return ensemble(self, x_lr, num_samples, steps, generator, chunk)

@@ -21,9 +21,9 @@ from torch import Tensor, nn
 
 from ..bridge import BridgeSchedule, bridge_marginal, sample, training_target
 from ..config import RunConfig
-from ..diffusion import EnsembleResult, randn
+from ..diffusion import randn
 from .base import Method, per_sample_draws, register
-from .ddpm import build_backbone, ensemble, resolve_options
+from .ddpm import build_backbone, resolve_options
 
 __all__ = ["I2SB", "I2SB_DEFAULTS"]
 
@@ -109,15 +109,3 @@ class I2SB(Method):
             generator=generator,
             clip_x0=bool(self.options["clip_x0"]),
         )
-
-    @torch.no_grad()
-    def super_resolve_ensemble(
-        self,
-        x_lr: Tensor,
-        num_samples: int,
-        steps: int | None = None,
-        generator: torch.Generator | None = None,
-        chunk: int | None = None,
-    ) -> EnsembleResult:
-        """N samples per input with mean and standard-deviation (uncertainty) maps."""
-        return ensemble(self, x_lr, num_samples, steps, generator, chunk)
