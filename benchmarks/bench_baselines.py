@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 import torch
+from bench_method import RandomPairs, _sync  # the same timing data and sync (a sibling script)
 
 from ressrdiff import __version__
 from ressrdiff.config import load_config, named_configs
@@ -32,26 +33,6 @@ from ressrdiff.nn import count_parameters
 from ressrdiff.training import Trainer
 
 FALLBACK = {"res-srdiff": "default-{profile}"}
-
-
-class RandomPairs:
-    """Random patches: timing does not depend on image content."""
-
-    def __init__(self, n: int, size: int) -> None:
-        g = torch.Generator().manual_seed(0)
-        self.hr = torch.rand(n, 1, size, size, generator=g) * 2 - 1
-        self.lr = self.hr + 0.1 * torch.randn(n, 1, size, size, generator=g)
-
-    def __len__(self) -> int:
-        return self.hr.shape[0]
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"hr": self.hr[i], "lr": self.lr[i]}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def config_name(method: str, profile: str, explicit: dict[str, str]) -> str:
