@@ -187,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .eval_command import add_eval_parser
 
     add_eval_parser(sub)
+    from .export_command import add_export_parser
+
+    add_export_parser(sub)
     from .bookrun import add_book_parser
 
     add_book_parser(sub)

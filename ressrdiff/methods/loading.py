@@ -20,13 +20,19 @@ def load_method(
     use_ema: bool = True,
     expect: RunConfig | None = None,
 ) -> Method:
-    """Load a method (in eval mode) from a training checkpoint.
+    """Load a method (in eval mode) from a training checkpoint or a shipped ``.safetensors``
+    model (:mod:`ressrdiff.shipping`).
 
     ``use_ema`` takes the EMA weights when the checkpoint has them. With ``expect``, the
     checkpoint must match that config's method, network and schedule, or a one-line
     :class:`CheckpointError` says what differs.
     """
-    ckpt = load_checkpoint(path, map_location="cpu")
+    if Path(path).suffix == ".safetensors":
+        from ..shipping import read_shipped
+
+        ckpt = read_shipped(path)
+    else:
+        ckpt = load_checkpoint(path, map_location="cpu")
     try:
         cfg = RunConfig.from_dict(ckpt["config"], where=str(path))
     except (KeyError, ConfigError) as e:
@@ -50,5 +56,5 @@ def load_method(
                 f"{path}: weights do not fit network {name!r} ({first})"
             ) from None
     method.trained_step = int(ckpt.get("step", 0))
-    method.weights = "ema" if source is ckpt.get("ema") else "raw"
+    method.weights = "ema" if source is ckpt.get("ema") else ckpt.get("weights", "raw")
     return method.to(device).eval()

@@ -1,0 +1,104 @@
+"""Train the reference models that the book ships (issue 7), one `ressrdiff train` per config.
+
+Each run goes to ``<out>/<config>/`` and is resumable: a finished run is skipped, a killed one
+continues from its last checkpoint (``--resume``). The wall time, the machine and the exact
+command are written to ``<out>/<config>/train_record.json``; ``ressrdiff export`` copies them into
+the shipped model's manifest.
+
+    python benchmarks/train_reference.py --out runs/ref            # every cpu reference config
+    python benchmarks/train_reference.py --out runs/ref --only default-cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from ressrdiff.config import load_config
+
+REFERENCE_CONFIGS = [
+    "default-cpu",
+    "default-cpu-authors",
+    "default-cpu-noswin",
+    "bicubic-cpu",
+    "pix2pix-cpu",
+    "cyclegan-cpu",
+    "spsr-cpu",
+    "i2sb-cpu",
+    "tm-ddpm-cpu",
+    "tm-ddpm-unet-cpu",
+]
+
+
+def machine() -> str:
+    """A one-line description of where this ran."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {os.cpu_count()} CPU cores, {dev}, torch {torch.__version__}"
+
+
+def finished(run: Path, steps: int) -> bool:
+    """Whether ``run`` holds a checkpoint at its final step."""
+    info = run / "run.json"
+    if not (run / "last.pt").exists() or not info.exists():
+        return False
+    return int(json.loads(info.read_text(encoding="utf-8")).get("step", -1)) >= steps
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path("runs/ref"))
+    ap.add_argument("--only", nargs="*", help="a subset of the reference configs")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    a = ap.parse_args(argv)
+    names = a.only or REFERENCE_CONFIGS
+    for name in names:
+        cfg = load_config(name)
+        run = a.out / name
+        if finished(run, cfg.train.steps):
+            print(f"{name}: finished earlier, skipped", flush=True)
+            continue
+        cmd = ["ressrdiff", "train", "--config", name, "--out", str(run), "--device", a.device]
+        cmd += ["--quiet"]
+        if (run / "last.pt").exists():
+            cmd.append("--resume")
+        record_path = run / "train_record.json"
+        prev = json.loads(record_path.read_text(encoding="utf-8")) if record_path.exists() else {}
+        t0 = time.perf_counter()
+        res = subprocess.run([sys.executable, "-m", "ressrdiff", *cmd[1:]], check=False)
+        wall = time.perf_counter() - t0
+        if res.returncode:
+            print(f"{name}: training failed (exit {res.returncode})", file=sys.stderr)
+            return res.returncode
+        record = {
+            "config": name,
+            "command": " ".join(c for c in cmd if c not in ("--quiet", "--resume")),
+            "wall_s": round(prev.get("wall_s", 0.0) + wall, 1),
+            "resumed": bool(prev),
+            "machine": machine(),
+            "steps": cfg.train.steps,
+        }
+        tmp = record_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
+        os.replace(tmp, record_path)
+        print(f"{name}: {cfg.train.steps} steps in {wall:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
