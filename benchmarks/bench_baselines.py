@@ -53,14 +53,7 @@ def inference_nets(m: Method) -> dict[str, torch.nn.Module]:
 
 
 def method_nfe(m: Method, steps: int | None) -> str:
-    if getattr(m, "nfe", None) is not None:
-        return str(m.nfe)
-    if steps is not None:
-        return str(steps)
-    for attr in ("sample_steps", "nfe_default"):
-        if getattr(m, attr, None) is not None:
-            return str(getattr(m, attr))
-    return "?"
+    return str(m.nfe_for(steps))
 
 
 def bench(

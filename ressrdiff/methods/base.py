@@ -112,6 +112,20 @@ class Method(nn.Module):
     ) -> Tensor:
         raise NotImplementedError
 
+    def nfe_for(self, steps: int | None = None) -> int:
+        """Network evaluations per slice of ``super_resolve(x, steps)``: a method's fixed
+        ``nfe`` (0 for interpolation, 1 for one forward pass) or, for an iterative sampler,
+        ``steps`` (default: its ``nfe_default`` or ``sample_steps``)."""
+        fixed = getattr(self, "nfe", None)
+        if fixed is not None:
+            return int(fixed)
+        if steps is not None:
+            return int(steps)
+        for attr in ("nfe_default", "sample_steps"):
+            if getattr(self, attr, None) is not None:
+                return int(getattr(self, attr))
+        raise NotImplementedError(f"{self.name}: number of network evaluations unknown")
+
     @torch.no_grad()
     def super_resolve_ensemble(
         self,
