@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from ressrdiff.config import load_config
+from ressrdiff.methods.bicubic import write_checkpoint
 
 REFERENCE_CONFIGS = [
     "default-cpu",
@@ -52,6 +53,12 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPU cores, {dev}, torch {torch.__version__}"
 
 
+def _write_record(run: Path, record: dict) -> None:
+    tmp = run / "train_record.json.tmp"
+    tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    os.replace(tmp, run / "train_record.json")
+
+
 def finished(run: Path, steps: int) -> bool:
     """Whether ``run`` holds a checkpoint at its final step."""
     info = run / "run.json"
@@ -70,6 +77,24 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         cfg = load_config(name)
         run = a.out / name
+        if cfg.method == "bicubic":  # nothing to train: a checkpoint holding the config
+            run.mkdir(parents=True, exist_ok=True)
+            write_checkpoint(cfg, run / "last.pt")
+            _write_record(
+                run,
+                {
+                    "config": name,
+                    "command": f'python -c "from ressrdiff.config import load_config; '
+                    f"from ressrdiff.methods.bicubic import write_checkpoint; "
+                    f"write_checkpoint(load_config('{name}'), '{run / 'last.pt'}')\"",
+                    "wall_s": 0.0,
+                    "resumed": False,
+                    "machine": machine(),
+                    "steps": 0,
+                },
+            )
+            print(f"{name}: no training (interpolation); checkpoint written", flush=True)
+            continue
         if finished(run, cfg.train.steps):
             print(f"{name}: finished earlier, skipped", flush=True)
             continue
@@ -93,9 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine(),
             "steps": cfg.train.steps,
         }
-        tmp = record_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
-        os.replace(tmp, record_path)
+        _write_record(run, record)
         print(f"{name}: {cfg.train.steps} steps in {wall:.0f} s", flush=True)
     return 0
 

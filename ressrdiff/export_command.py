@@ -21,7 +21,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from .shipping import data_provenance, export_model, update_manifest
 
     ckpt = Path(args.checkpoint)
-    entry = export_model(ckpt, args.output, dtype=args.dtype)
+    entry = export_model(ckpt, args.output, dtype=args.dtype, weights=args.weights)
     record_path = Path(args.record) if args.record else ckpt.parent / "train_record.json"
     record = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else {}
     entry["data"] = data_provenance(entry["config"])
@@ -29,7 +29,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     entry["train_wall_s"] = record.get("wall_s")
     entry["train_machine"] = record.get("machine")
     entry["export_command"] = (
-        f"ressrdiff export {args.checkpoint} -o {args.output} --dtype {args.dtype}"
+        f"ressrdiff export {args.checkpoint} -o {args.output} --dtype {args.dtype} "
+        f"--weights {args.weights}"
     )
     msg = (
         f"wrote {args.output} ({entry['bytes'] / 1e6:.2f} MB, {entry['dtype']}, "
@@ -57,6 +58,12 @@ def add_export_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--manifest", help="JSON manifest to add the entry to (e.g. models/manifest.json)"
     )
     e.add_argument("--dtype", default="auto", choices=["auto", "float16", "float32"])
+    e.add_argument(
+        "--weights",
+        default="ema",
+        choices=["ema", "raw"],
+        help="EMA weights (default; raw when the run kept none) or the raw optimised ones",
+    )
     e.add_argument("--record", help="train_record.json (default: beside the checkpoint)")
     e.set_defaults(func=_cmd_export)
     return e

@@ -98,7 +98,7 @@ def _atomic_bytes(data: bytes, path: Path) -> None:
         raise
 
 
-def _probe_input(seed: int = 0, size: int = 64) -> torch.Tensor:
+def _probe_input(seed: int = 0, size: int = 32) -> torch.Tensor:
     """A smooth, brain-like test batch in [-1, 1] for the float16 check (no data needed)."""
     g = torch.Generator().manual_seed(seed)
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
@@ -118,12 +118,15 @@ def export_model(
     *,
     dtype: str = "auto",
     tol_db: float = 50.0,
+    weights: str = "ema",
 ) -> dict[str, Any]:
     """Write the inference weights of ``checkpoint`` to ``out`` (``.safetensors``).
 
     ``dtype`` 'float16', 'float32', or 'auto': float16 if the method's output on a probe batch
     stays within ``tol_db`` dB PSNR (on [-1, 1]) of its float32 output, else float32. Returns the
     manifest entry (without the fields only the caller knows: commands, wall time, machine).
+    ``weights`` 'ema' (the EMA weights when the checkpoint has them, else the raw ones) or 'raw'
+    (the optimised weights, as the authors' inference loads them).
     """
     from safetensors.torch import save
 
@@ -136,8 +139,10 @@ def export_model(
         raise ValueError(f"{out}: refusing to overwrite the input checkpoint")
     if dtype not in ("auto", "float16", "float32"):
         raise ValueError(f"dtype {dtype!r}: use auto, float16 or float32")
+    if weights not in ("ema", "raw"):
+        raise ValueError(f"weights {weights!r}: use ema or raw")
     ckpt = load_checkpoint(checkpoint)
-    method = load_method(checkpoint)
+    method = load_method(checkpoint, use_ema=weights == "ema")
     weights = method.weights
     nets = {name: net.state_dict() for name, net in method.networks().items()}
     check: dict[str, Any] = {}
@@ -146,7 +151,7 @@ def export_model(
         x = _probe_input()
         with torch.no_grad():
             ref = method.super_resolve(x, generator=torch.Generator().manual_seed(0))
-            half = load_method(checkpoint)
+            half = load_method(checkpoint, use_ema=weights == "ema")
             for net in half.networks().values():
                 net.half().float()  # round-trip the weights through float16
             y = half.super_resolve(x, generator=torch.Generator().manual_seed(0))

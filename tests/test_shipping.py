@@ -41,6 +41,15 @@ def test_float32_export_reproduces_the_checkpoint_exactly(run, tmp_path):
     assert torch.equal(_sr(a, x), _sr(b, x))
 
 
+def test_raw_weights_export_differs_from_ema(run, tmp_path):
+    entry = export_model(run, tmp_path / "r.safetensors", dtype="float32", weights="raw")
+    assert entry["weights"] == "raw"
+    raw, ema = load_method(run, use_ema=False), load_method(tmp_path / "r.safetensors")
+    x = SyntheticPairs(n=2).lr
+    assert torch.equal(_sr(raw, x), _sr(ema, x))
+    assert not torch.equal(_sr(load_method(run), x), _sr(ema, x))
+
+
 def test_float16_export_halves_the_file_and_stays_close(run, tmp_path):
     e16 = export_model(run, tmp_path / "h.safetensors", dtype="float16")
     e32 = export_model(run, tmp_path / "f.safetensors", dtype="float32")
