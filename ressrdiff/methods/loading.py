@@ -56,5 +56,6 @@ def load_method(
                 f"{path}: weights do not fit network {name!r} ({first})"
             ) from None
     method.trained_step = int(ckpt.get("step", 0))
+    method.trained_loss = str(ckpt.get("loss") or "not recorded")
     method.weights = "ema" if source is ckpt.get("ema") else ckpt.get("weights", "raw")
     return method.to(device).eval()
