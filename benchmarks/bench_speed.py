@@ -23,6 +23,7 @@ import torch
 
 from ressrdiff import __version__
 from ressrdiff.config import load_config
+from ressrdiff.evaluation import test_volume_shape
 from ressrdiff.methods import build_method
 from ressrdiff.timing import SpeedCase, speed_table
 
@@ -42,20 +43,6 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def test_volume_shape() -> tuple[int, int, int]:
-    """(slices, height, width) of the default data set's first test subject along z."""
-    import SimpleITK as sitk
-
-    from ressrdiff.evaluation import test_subjects
-
-    subj = test_subjects()[0]
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(subj.hr_path))
-    reader.ReadImageInformation()
-    x, y, z = reader.GetSize()[:3]
-    return z, y, x
 
 
 def cases(profile: str, device: torch.device, measure_nfe: int) -> list[SpeedCase]:

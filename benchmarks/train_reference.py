@@ -50,7 +50,11 @@ def machine() -> str:
     except OSError:
         pass
     dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{cpu}, {os.cpu_count()} CPU cores, {dev}, torch {torch.__version__}"
+    threads = os.environ.get("OMP_NUM_THREADS", "default")
+    return (
+        f"{cpu}, {os.cpu_count()} CPU cores (OMP_NUM_THREADS={threads}), {dev}, "
+        f"torch {torch.__version__}"
+    )
 
 
 def _write_record(run: Path, record: dict) -> None:

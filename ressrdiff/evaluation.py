@@ -41,7 +41,7 @@ from .data.masks import otsu_mask
 from .data.prepare import file_sha256
 from .metrics import MetricSuite, score_table
 
-__all__ = ["Entry", "REFERENCES", "parse_entry", "test_subjects", "evaluate"]
+__all__ = ["Entry", "REFERENCES", "parse_entry", "test_subjects", "test_volume_shape", "evaluate"]
 
 PathLike = str | os.PathLike[str]
 
@@ -97,6 +97,14 @@ def test_subjects(
     if not chosen:
         raise ValueError(f"{data}: no test subject")
     return chosen
+
+
+def test_volume_shape(data: PathLike | None = None, axis: int = 2) -> tuple[int, int, int]:
+    """(slices, height, width) of the first test subject's HR volume cut along image ``axis``
+    (0 = x, 1 = y, 2 = z, as ``ressrdiff sr --axis``)."""
+    size = read_volume(test_subjects(data)[0].hr_path, ndim=3).GetSize()  # (x, y, z)
+    rest = [size[a] for a in (0, 1, 2) if a != axis]
+    return int(size[axis]), int(rest[1]), int(rest[0])
 
 
 def _arr(img: sitk.Image) -> np.ndarray:

@@ -134,3 +134,12 @@ def test_cli_eval_writes_the_table(setup, tmp_path, capsys):
     df = pd.read_csv(tmp_path / "o" / "metrics.csv")
     assert set(df["method"]) == {"nearest", "tiny"}
     assert df.groupby("subject")["slice"].nunique().max() == 3  # --max-slices
+
+
+def test_test_volume_shape_cuts_along_the_chosen_axis(tmp_path):
+    sitk.WriteImage(_head(0, size=(20, 16, 8)), str(tmp_path / "a.nii.gz"))
+    sitk.WriteImage(_head(1), str(tmp_path / "b.nii.gz"))
+    man = tmp_path / "manifest.csv"
+    man.write_text("subject,hr_path,role\nb,b.nii.gz,train\na,a.nii.gz,test\n", encoding="utf-8")
+    assert evaluation.test_volume_shape(man, axis=2) == (8, 16, 20)  # axial: z slices of y x x
+    assert evaluation.test_volume_shape(man, axis=0) == (20, 8, 16)  # sagittal: x slices, z x y
