@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 
 import torch
 
@@ -25,24 +23,13 @@ from ressrdiff import __version__
 from ressrdiff.config import load_config
 from ressrdiff.evaluation import test_volume_shape
 from ressrdiff.methods import build_method
-from ressrdiff.timing import SpeedCase, speed_table
+from ressrdiff.timing import SpeedCase, machine_description, speed_table
 
 PAPER = (
     "paper (A100, wall clock around the sampling loop, no CUDA synchronize): Res-SRDiff "
     "0.46 +/- 0.21 s/slice (brain), 0.95 +/- 0.74 s/slice (prostate); I2SB 31-38 s; "
     "TM-DDPM 20-67 s per slice"
 )
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def cases(profile: str, device: torch.device, measure_nfe: int) -> list[SpeedCase]:
@@ -89,11 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     volume = (
         test_volume_shape() if a.volume == "test" else tuple(int(v) for v in a.volume.split(","))
     )
-    card = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_name()
-    print(
-        f"ressrdiff {__version__}, torch {torch.__version__}, device {dev} ({card}), "
-        f"{torch.get_num_threads()} threads, {os.cpu_count()} cores; volume {volume}"
-    )
+    print(f"ressrdiff {__version__}, device {dev}: {machine_description(dev)}; volume {volume}")
     cs = cases(a.profile, dev, a.measure_nfe)
     tables = []
     for batch in a.batch:

@@ -14,16 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import torch
-
 from ressrdiff.config import load_config
 from ressrdiff.methods.bicubic import write_checkpoint
+from ressrdiff.timing import machine_description
 
 REFERENCE_CONFIGS = [
     "default-cpu",
@@ -40,21 +38,9 @@ REFERENCE_CONFIGS = [
 
 
 def machine() -> str:
-    """A one-line description of where this ran."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    """Where this ran, with the thread setting of the training processes."""
     threads = os.environ.get("OMP_NUM_THREADS", "default")
-    return (
-        f"{cpu}, {os.cpu_count()} CPU cores (OMP_NUM_THREADS={threads}), {dev}, "
-        f"torch {torch.__version__}"
-    )
+    return f"{machine_description('cpu')}; OMP_NUM_THREADS={threads}"
 
 
 def _write_record(run: Path, record: dict) -> None:

@@ -22,7 +22,7 @@ import torch
 
 from .methods.base import Method
 
-__all__ = ["SliceTiming", "SpeedCase", "speed_table", "time_method", "sync"]
+__all__ = ["SliceTiming", "SpeedCase", "machine_description", "speed_table", "time_method", "sync"]
 
 
 @dataclass(frozen=True)
@@ -199,3 +199,26 @@ def speed_table(
         if volume is not None:
             df["ratio_volume"] = df["s_per_volume"] / ref["s_per_volume"]
     return df
+
+
+def machine_description(device: torch.device | str = "cpu") -> str:
+    """A one-line description of the hardware a timing ran on: the GPU's name, or the CPU model
+    with torch's thread count and the number of cores."""
+    import os
+    import platform
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__})"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next(
+                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu
+            )
+    except OSError:
+        pass
+    return (
+        f"{cpu}, {torch.get_num_threads()} torch threads on {os.cpu_count()} cores "
+        f"(torch {torch.__version__})"
+    )
