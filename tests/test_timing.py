@@ -107,3 +107,8 @@ def test_cpu_timing_is_reported_in_fp32():
     t = time_method(m, 16, 16, repeats=1)
     assert t.device == "cpu" and t.precision == "fp32" and t.s_per_slice > 0
     assert torch.get_num_threads() >= 1
+
+
+def test_unsynchronised_timing_still_times_cpu_work():
+    t = time_method(Sleeper(0.002), 8, 8, steps=5, repeats=2, synchronize=False)
+    assert t.s_per_slice >= 0.01  # on a CPU the work is synchronous: nothing is missed
