@@ -7,6 +7,11 @@ the shipped model's manifest.
 
     python benchmarks/train_reference.py --out runs/ref            # every cpu reference config
     python benchmarks/train_reference.py --out runs/ref --only default-cpu
+    python benchmarks/train_reference.py --out runs/ref --ship models   # then export them all
+
+``--ship DIR`` exports every finished run with ``ressrdiff export`` to ``DIR/<config>.safetensors``
+and its manifest entry to ``DIR/manifest.json`` (plus the raw, non-EMA weights of
+``default-cpu`` for chapter 12's EMA comparison).
 """
 
 from __future__ import annotations
@@ -62,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("runs/ref"))
     ap.add_argument("--only", nargs="*", help="a subset of the reference configs")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--ship", type=Path, help="export the finished runs into this folder")
     a = ap.parse_args(argv)
+    if a.ship:
+        return ship(a.out, a.ship, a.only or REFERENCE_CONFIGS)
     names = a.only or REFERENCE_CONFIGS
     for name in names:
         cfg = load_config(name)
@@ -110,6 +118,24 @@ def main(argv: list[str] | None = None) -> int:
         }
         _write_record(run, record)
         print(f"{name}: {cfg.train.steps} steps in {wall:.0f} s", flush=True)
+    return 0
+
+
+def ship(runs: Path, dest: Path, names: list[str]) -> int:
+    """``ressrdiff export`` of every finished run in ``runs`` into ``dest``."""
+    jobs = [(name, "ema", name) for name in names]
+    if "default-cpu" in names:
+        jobs.append(("default-cpu", "raw", "default-cpu-raw"))
+    for name, weights, stem in jobs:
+        ckpt = runs / name / "last.pt"
+        if not ckpt.is_file():
+            print(f"{name}: no finished run in {runs}", file=sys.stderr)
+            return 1
+        cmd = ["export", str(ckpt), "-o", str(dest / f"{stem}.safetensors")]
+        cmd += ["--manifest", str(dest / "manifest.json"), "--weights", weights]
+        res = subprocess.run([sys.executable, "-m", "ressrdiff", *cmd], check=False)
+        if res.returncode:
+            return res.returncode
     return 0
 
 
