@@ -155,15 +155,20 @@ def speed_table(
 
     rows = []
     for c in cases:
-        t = time_method(
-            c.method,
-            *slice_hw,
-            steps=c.steps,
-            batch=batch,
-            repeats=repeats,
-            measure_nfe=c.measure_nfe,
-            bf16=bf16,
-        )
+
+        def timed(h: int, w: int, c: SpeedCase = c) -> SliceTiming:
+            return time_method(
+                c.method,
+                h,
+                w,
+                steps=c.steps,
+                batch=batch,
+                repeats=repeats,
+                measure_nfe=c.measure_nfe,
+                bf16=bf16,
+            )
+
+        t = timed(*slice_hw)
         row = {
             "label": c.label,
             "method": c.method.name,
@@ -177,20 +182,7 @@ def speed_table(
         }
         if volume is not None:
             n, h, w = volume
-            tv = (
-                t
-                if (h, w) == tuple(slice_hw)
-                else time_method(
-                    c.method,
-                    h,
-                    w,
-                    steps=c.steps,
-                    batch=batch,
-                    repeats=repeats,
-                    measure_nfe=c.measure_nfe,
-                    bf16=bf16,
-                )
-            )
+            tv = t if (h, w) == tuple(slice_hw) else timed(h, w)
             row[f"s_per_slice_{h}x{w}"] = tv.s_per_slice
             row["s_per_volume"] = tv.per_volume(n)
         rows.append(row)
