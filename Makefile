@@ -32,7 +32,7 @@ sources: $(STAMP)
 
 test: $(STAMP) sources
 	$(BIN)/ruff check ressrdiff tests benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check ressrdiff tests benchmarks
