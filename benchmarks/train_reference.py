@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             "config": name,
             "command": " ".join(c for c in cmd if c not in ("--quiet", "--resume")),
             "wall_s": round(prev.get("wall_s", 0.0) + wall, 1),
-            "resumed": bool(prev),
+            "resumed": "--resume" in cmd,
             "machine": machine(),
             "steps": cfg.train.steps,
         }

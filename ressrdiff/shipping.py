@@ -156,7 +156,12 @@ def export_model(
                 net.half().float()  # round-trip the weights through float16
             y = half.super_resolve(x, generator=torch.Generator().manual_seed(0))
         psnr = _psnr_between(ref, y)
-        check = {"fp16_vs_fp32_psnr_db": round(psnr, 2), "tol_db": tol_db}
+        # JSON has no infinity: identical outputs (e.g. no weights at all) are recorded as None
+        check = {
+            "fp16_vs_fp32_psnr_db": round(psnr, 2) if np.isfinite(psnr) else None,
+            "identical": not np.isfinite(psnr),
+            "tol_db": tol_db,
+        }
         if dtype == "auto":
             chosen = "float16" if psnr >= tol_db else "float32"
     torch_dtype = torch.float16 if chosen == "float16" else torch.float32

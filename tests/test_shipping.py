@@ -134,7 +134,8 @@ def test_committed_models_match_their_manifest():
     if not man.exists():
         pytest.skip("no shipped models in this checkout")
     assert verify_manifest(man) == []
-    doc = json.loads(man.read_text(encoding="utf-8"))
+    strict = {"parse_constant": lambda c: pytest.fail(f"{man}: {c} is not JSON")}
+    doc = json.loads(man.read_text(encoding="utf-8"), **strict)
     for m in doc["models"]:
         assert m["train_command"] and m["export_command"] and m["train_machine"]
         assert m["train_wall_s"] > 0 or m["steps"] == 0  # bicubic: nothing to train
