@@ -502,24 +502,18 @@ def run_notebooks(
     srcs = [resolve_notebook(root, n) for n in notebooks] if notebooks else toc_notebooks(root)
     if not srcs:
         raise BookRunError("no notebooks to run (none in _toc.yml, none named with --notebook)")
-    results = []
-    for i, src in enumerate(srcs, 1):
-        params = load_parameters(root, profile, src.stem, params_file, overrides)
-        _announce(f"[{i}/{len(srcs)}] {src.stem} ({profile}) ...", quiet)
-        res = run_notebook(
+    jobs = [
+        (
+            f"{src.stem} ({profile})",
+            src.stem,
             src,
             out / src.name,
-            params,
-            cwd=root / "notebooks",
-            log_output=log_output,
-            cell_timeout=cell_timeout,
+            load_parameters(root, profile, src.stem, params_file, overrides),
+            None,
         )
-        results.append(res)
-        state = "ok" if res.ok else "FAILED"
-        _announce(f"[{i}/{len(srcs)}] {src.stem}: {state} in {res.seconds:.1f} s", quiet)
-        if not res.ok and not keep_going:
-            raise BookRunError(res.error)
-    return results
+        for src in srcs
+    ]
+    return _run_jobs(root, jobs, log_output, cell_timeout, keep_going, quiet)
 
 
 def run_batch(
@@ -543,23 +537,41 @@ def run_batch(
     out = (root / out) if not Path(out).is_absolute() else Path(out)
     src = resolve_notebook(root, notebook)
     sets = load_batch(batch)
-    results = []
-    for i, (label, entry) in enumerate(sets, 1):
+    jobs = []
+    for label, entry in sets:
         params = load_parameters(root, profile, src.stem, params_file, {**(overrides or {})})
         params.update(entry)
-        _announce(f"[{i}/{len(sets)}] {src.stem} / {label} ...", quiet)
+        title = f"{src.stem} / {label}"
+        jobs.append((title, title, src, out / f"{src.stem}__{label}.ipynb", params, label))
+    return _run_jobs(root, jobs, log_output, cell_timeout, keep_going, quiet)
+
+
+def _run_jobs(
+    root: Path,
+    jobs: list[tuple[str, str, Path, Path, dict[str, Any], str | None]],
+    log_output: bool,
+    cell_timeout: float | None,
+    keep_going: bool,
+    quiet: bool,
+) -> list[RunResult]:
+    """Run ``(start title, end title, source, destination, parameters, batch label)`` jobs in
+    order with progress lines; stop at the first failure unless ``keep_going``."""
+    results = []
+    for i, (start, end, src, dst, params, label) in enumerate(jobs, 1):
+        _announce(f"[{i}/{len(jobs)}] {start} ...", quiet)
         res = run_notebook(
             src,
-            out / f"{src.stem}__{label}.ipynb",
+            dst,
             params,
             cwd=root / "notebooks",
             log_output=log_output,
             cell_timeout=cell_timeout,
         )
-        res.extra["label"] = label
+        if label is not None:
+            res.extra["label"] = label
         results.append(res)
         state = "ok" if res.ok else "FAILED"
-        _announce(f"[{i}/{len(sets)}] {src.stem} / {label}: {state} in {res.seconds:.1f} s", quiet)
+        _announce(f"[{i}/{len(jobs)}] {end}: {state} in {res.seconds:.1f} s", quiet)
         if not res.ok and not keep_going:
             raise BookRunError(res.error)
     return results
