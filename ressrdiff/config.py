@@ -147,6 +147,7 @@ class TrainConfig:
     ema_decay: float | None = 0.999
     log_every: int = 10
     ckpt_every: int = 200
+    keep_every: int = 0  # also keep step_NNNNNN.pt every this many steps (0: only last.pt)
     device: str = "auto"
     bf16: bool = True  # used on CUDA only; CPU trains in fp32
     channels_last: bool = True  # CUDA only
@@ -159,6 +160,11 @@ class TrainConfig:
             raise ConfigError(
                 f"train.ckpt_every ({self.ckpt_every}) must be a multiple of train.log_every "
                 f"({self.log_every}), so that a resumed run logs exactly what an unbroken one does"
+            )
+        if int(self.keep_every) < 0 or (self.keep_every and self.keep_every % self.ckpt_every):
+            raise ConfigError(
+                f"train.keep_every ({self.keep_every}) must be 0 or a multiple of "
+                f"train.ckpt_every ({self.ckpt_every})"
             )
         if self.warmup_steps < 0 or self.lr <= 0:
             raise ConfigError("train: warmup_steps must be >= 0 and lr > 0")

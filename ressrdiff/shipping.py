@@ -84,6 +84,22 @@ def read_shipped(path: str | Path) -> dict[str, Any]:
     }
 
 
+def canonical_safetensors(blob: bytes) -> bytes:
+    """The same safetensors file with its JSON header's keys sorted.
+
+    ``safetensors`` writes the header from a hash map, so the order of its keys (and the file's
+    sha256) changes from one call to the next. Sorting the keys keeps every byte offset: the
+    header's length is unchanged (it is padded with spaces, as safetensors pads it)."""
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8 : 8 + n])
+    if "__metadata__" in header:
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    if len(text) > n:  # cannot happen for a header written by safetensors; keep the original
+        return blob
+    return blob[:8] + text.ljust(n, b" ") + blob[8 + n :]
+
+
 def _atomic_bytes(data: bytes, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -180,7 +196,7 @@ def export_model(
         "source_checkpoint_sha256": file_sha256(checkpoint),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_bytes(save(flat, metadata=meta), out)
+    _atomic_bytes(canonical_safetensors(save(flat, metadata=meta)), out)
     return {
         "file": out.name,
         "sha256": file_sha256(out),

@@ -133,7 +133,7 @@ class Trainer:
         self.dist, self.device = _init_distributed(cfg.train.device)
         if self.dist.main:
             self.out.mkdir(parents=True, exist_ok=True)
-            for stale in self.out.glob(".last.pt.*.tmp"):  # left by a kill during a write
+            for stale in self.out.glob(".*.pt.*.tmp"):  # left by a kill during a write
                 stale.unlink(missing_ok=True)
         self.progress = progress and self.dist.main
         torch.manual_seed(cfg.seed)
@@ -182,6 +182,10 @@ class Trainer:
     @property
     def ckpt_path(self) -> Path:
         return self.out / "last.pt"
+
+    def snapshot_path(self, step: int) -> Path:
+        """Where ``train.keep_every`` keeps the checkpoint of ``step`` (a budget curve)."""
+        return self.out / f"step_{step:06d}.pt"
 
     def state(self) -> dict[str, Any]:
         return {
@@ -335,6 +339,8 @@ class Trainer:
             bar.update(1)
             if self.step % t.ckpt_every == 0 or self.step == end:
                 self.save()
+                if t.keep_every and self.step % t.keep_every == 0:
+                    self.save(self.snapshot_path(self.step))
                 self._write_log()
         bar.close()
         if self.dist.world > 1:

@@ -41,6 +41,16 @@ def test_float32_export_reproduces_the_checkpoint_exactly(run, tmp_path):
     assert torch.equal(_sr(a, x), _sr(b, x))
 
 
+def test_export_is_byte_reproducible(run, tmp_path):
+    """Two exports of one checkpoint are the same bytes (safetensors alone orders its header
+    keys at random), and the canonical file still loads."""
+    ckpt = run
+    a = export_model(ckpt, tmp_path / "a.safetensors", dtype="float32")
+    b = export_model(ckpt, tmp_path / "b.safetensors", dtype="float32")
+    assert a["sha256"] == b["sha256"]
+    assert load_method(tmp_path / "a.safetensors").signature() == load_method(ckpt).signature()
+
+
 def test_raw_weights_export_differs_from_ema(run, tmp_path):
     entry = export_model(run, tmp_path / "r.safetensors", dtype="float32", weights="raw")
     assert entry["weights"] == "raw"

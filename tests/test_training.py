@@ -179,6 +179,25 @@ def test_lpips_term_enters_the_loss_with_a_supplied_network(pairs):
     assert out["lpips"].item() > 0
 
 
+def test_keep_every_keeps_the_budget_curve_checkpoints(tmp_path, pairs):
+    """train.keep_every keeps step_NNNNNN.pt beside last.pt; each is that step's exact state."""
+    cfg = tiny_config(**{"train.keep_every": 3})
+    Trainer(cfg, tmp_path / "kept", dataset=pairs, progress=False).train()
+    kept = sorted(p.name for p in (tmp_path / "kept").glob("step_*.pt"))
+    assert kept == ["step_000003.pt", "step_000006.pt"]
+    mid = load_checkpoint(tmp_path / "kept" / "step_000003.pt")
+    assert mid["step"] == 3
+    Trainer(cfg, tmp_path / "cut", dataset=SyntheticPairs(), progress=False).train(stop_at=3)
+    ref = load_checkpoint(tmp_path / "cut" / "last.pt")
+    for k, v in ref["networks"]["net"].items():
+        assert torch.equal(v, mid["networks"]["net"][k]), k
+    end = load_checkpoint(tmp_path / "kept" / "step_000006.pt")["networks"]["net"]
+    last = load_checkpoint(tmp_path / "kept" / "last.pt")["networks"]["net"]
+    assert all(torch.equal(v, last[k]) for k, v in end.items())
+    with pytest.raises(ConfigError, match="keep_every"):
+        tiny_config(**{"train.keep_every": 4})
+
+
 def test_ckpt_every_must_be_a_multiple_of_log_every():
     with pytest.raises(ConfigError, match="multiple of train.log_every"):
         tiny_config(**{"train.log_every": 4, "train.ckpt_every": 6})

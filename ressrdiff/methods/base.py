@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from ..checkpoint import CheckpointError
 from ..config import RunConfig
 from ..diffusion import EnsembleResult
+from ..perceptual import load_lpips, warn_once
 
 __all__ = ["Method", "register", "build_method", "METHODS", "per_sample_draws", "diff_keys"]
 
@@ -79,6 +80,35 @@ class Method(nn.Module):
     def __init__(self, cfg: RunConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        self._lpips: list[nn.Module | None] = [None]  # a list keeps LPIPS out of state_dict
+
+    # -- the LPIPS network of a perceptual loss term (Res-SRDiff eq 13, SPSR) -------------------
+    def attach_lpips(self, supplied: nn.Module | None, *, wanted: bool, dropped: str) -> str:
+        """Hold the LPIPS network of a loss term: ``supplied``, else (when ``wanted``) the real
+        one from the torch hub cache. When its weights are absent, warn once with ``dropped``
+        (what the training does instead), or raise if ``loss.lpips`` is ``required``.
+        Returns the description of the network, or why there is none."""
+        net, desc = supplied, "LPIPS (supplied module)"
+        if net is None and wanted:
+            net, desc = load_lpips()
+            if net is None:
+                if self.cfg.loss.lpips == "required":
+                    raise RuntimeError(desc)
+                warn_once(f"{desc}. {dropped}")
+        self._lpips = [net]
+        return desc
+
+    @property
+    def lpips_net(self) -> nn.Module | None:
+        """The LPIPS network attached by :meth:`attach_lpips` (None when absent)."""
+        return self._lpips[0]
+
+    def _apply(self, fn, recurse: bool = True):  # keep LPIPS on the method's device and dtype
+        out = super()._apply(fn, recurse)
+        net = self.__dict__.get("_lpips", [None])[0]
+        if net is not None:
+            net._apply(fn, recurse)
+        return out
 
     # networks whose weights are trained, saved, and averaged by EMA
     def networks(self) -> dict[str, nn.Module]:

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from ..config import RunConfig
 from ..diffusion import EnsembleResult, q_sample, sample, sample_ensemble
 from ..nn import PAPER_GPU, TINY_CPU, UNet, UNetConfig
-from ..perceptual import load_lpips, lpips_distance, warn_once
+from ..perceptual import lpips_distance
 from ..schedule import Schedule
 from .base import Method, per_sample_draws, register
 
@@ -62,20 +62,15 @@ class ResSRDiff(Method):
         self.sample_steps = int(cfg.schedule.resolved()["sample_steps"])
         self.lambda_mse = cfg.lambda_mse
         self.scale_input = cfg.scale_input
-        net, desc = lpips_net, "LPIPS (supplied module)"
-        if net is None and cfg.loss.lpips != "off":
-            net, desc = load_lpips()
-            if net is None:
-                if cfg.loss.lpips == "required":
-                    raise RuntimeError(desc)
-                warn_once(
-                    f"{desc}. Training uses {self.lambda_mse:g}*MSE alone (eq 13 without "
-                    "its LPIPS term); the checkpoint records this."
-                )
-        self._lpips = [net]  # a list keeps LPIPS out of state_dict and parameters
+        desc = self.attach_lpips(
+            lpips_net,
+            wanted=cfg.loss.lpips != "off",
+            dropped=f"Training uses {self.lambda_mse:g}*MSE alone (eq 13 without its LPIPS "
+            "term); the checkpoint records this.",
+        )
         self.loss_description = f"{self.lambda_mse:g}*MSE" + (
             f" + {desc}"
-            if net is not None
+            if self.lpips_net is not None
             else " (LPIPS switched off)"
             if cfg.loss.lpips == "off"
             else f" alone ({desc})"
@@ -92,12 +87,6 @@ class ResSRDiff(Method):
             "schedule": self.schedule.to_dict(),
             "scale_input": self.scale_input,
         }
-
-    def _apply(self, fn, recurse: bool = True):  # keep LPIPS on the method's device
-        out = super()._apply(fn, recurse)
-        if self._lpips[0] is not None:
-            self._lpips[0]._apply(fn, recurse)
-        return out
 
     def predictor(self, net: nn.Module | None = None):
         """g_phi as a callable ``(x_t, x_lr, t_model) -> x_HR_hat`` with the input scaling:
@@ -122,7 +111,7 @@ class ResSRDiff(Method):
         )
         x_t = q_sample(x_hr, x_lr, t, self.schedule, noise)
         x_hat = self.predictor()(x_t, x_lr, t)
-        out = loss_eq13(x_hat, x_hr, self.lambda_mse, self._lpips[0])
+        out = loss_eq13(x_hat, x_hr, self.lambda_mse, self.lpips_net)
         out["t_mean"] = t.float().mean()
         return out
 

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import RunConfig
-from ..perceptual import load_lpips, lpips_distance, warn_once
+from ..perceptual import lpips_distance
 from .adversarial import (
     GAN_LOSSES,
     AdversarialMethod,
@@ -132,20 +132,15 @@ class SPSR(AdversarialMethod):
         self.sr_branch = UNetGenerator(self.model_cfg)
         self.grad_branch = GradientBranch(self.opts["grad_channels"], self.opts["grad_blocks"])
         self.discriminator = build_patchgan(self.opts, in_channels=1)
-        net, desc = lpips_net, "LPIPS (supplied module)"
-        if net is None and cfg.loss.lpips != "off" and self.opts["lambda_perceptual"] > 0:
-            net, desc = load_lpips()
-            if net is None:
-                if cfg.loss.lpips == "required":
-                    raise RuntimeError(desc)
-                warn_once(
-                    f"{desc}. SPSR trains without its perceptual term; the checkpoint records this."
-                )
-        self._lpips = [net]  # a list keeps LPIPS out of state_dict and parameters
+        desc = self.attach_lpips(
+            lpips_net,
+            wanted=cfg.loss.lpips != "off" and self.opts["lambda_perceptual"] > 0,
+            dropped="SPSR trains without its perceptual term; the checkpoint records this.",
+        )
         o = self.opts
         per = (
             f" + {o['lambda_perceptual']:g}*{desc}"
-            if net is not None
+            if self.lpips_net is not None
             else " (perceptual term switched off)"
             if cfg.loss.lpips == "off" or o["lambda_perceptual"] <= 0
             else f" (perceptual term dropped: {desc})"
@@ -155,12 +150,6 @@ class SPSR(AdversarialMethod):
             f"{o['lambda_branch']:g}*L1(gradient branch, M(HR)) + "
             f"{o['lambda_adv']:g}*GAN({o['gan_loss']})" + per
         )
-
-    def _apply(self, fn, recurse: bool = True):  # keep LPIPS on the method's device
-        out = super()._apply(fn, recurse)
-        if self._lpips[0] is not None:
-            self._lpips[0]._apply(fn, recurse)
-        return out
 
     def generators(self) -> dict[str, nn.Module]:
         return {"sr_branch": self.sr_branch, "grad_branch": self.grad_branch}
@@ -205,8 +194,8 @@ class SPSR(AdversarialMethod):
             + o["lambda_adv"] * adv
         )
         out = {"pixel": pixel.detach(), "gradient": grad.detach(), "branch": branch.detach()}
-        if self._lpips[0] is not None:
-            per = lpips_distance(self._lpips[0], srf, hrf).mean()
+        if self.lpips_net is not None:
+            per = lpips_distance(self.lpips_net, srf, hrf).mean()
             loss_g = loss_g + o["lambda_perceptual"] * per
             out["perceptual"] = per.detach()
         out["adv_g"] = adv.detach()
