@@ -1,0 +1,78 @@
+"""The fit diagnosis (issue 7's "find out why"): gains over the input, per-t single calls."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import TINY_MODEL, SyntheticPairs, tiny_config
+
+from ressrdiff.data.slices import MaskedPairedSlices
+from ressrdiff.diagnosis import gain_over_input, one_call_gain, spread_rows, summarise_gain
+from ressrdiff.methods import build_method
+
+
+@pytest.fixture(scope="module")
+def slices() -> MaskedPairedSlices:
+    p = SyntheticPairs(n=4, size=16, seed=3)
+    mask = np.zeros((4, 16, 16), dtype=bool)
+    mask[:, 2:14, 3:13] = True
+    return MaskedPairedSlices(
+        hr=p.hr[:, 0].numpy(), lr=p.lr[:, 0].numpy(), subject="s", index=np.arange(4), mask=mask
+    )
+
+
+def _identity_method():
+    """An untrained residual-output U-Net: its head starts at zero, so g(x_t, x_LR, t) = x_LR."""
+    return build_method(tiny_config(model={**TINY_MODEL, "residual_output": True})).eval()
+
+
+def test_spread_rows():
+    assert spread_rows(10, 3).tolist() == [0, 4, 9]  # numpy rounds 4.5 to even
+    assert spread_rows(11, 3).tolist() == [0, 5, 10]
+    assert spread_rows(3, 10).tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match="no slices"):
+        spread_rows(0, 2)
+
+
+def test_a_model_that_returns_its_input_gains_exactly_nothing(slices):
+    """Algorithm 2 ends with x_0 = g(x_1, x_LR, 1) (eq 9 at t = 1 has beta_0 = 0), so a network
+    that returns x_LR yields the input itself: every gain is 0 and the input PSNR is the LR's."""
+    m = _identity_method()
+    df = gain_over_input(m, slices, steps=4, label="id", split="train")
+    assert len(df) == 4
+    np.testing.assert_allclose(df["psnr_gain"], 0.0, atol=1e-9)
+    np.testing.assert_allclose(df["ssim_gain"], 0.0, atol=1e-9)
+    hr, lr, msk = slices.hr, slices.lr, slices.mask
+    ref = [
+        10 * np.log10(1.0 / np.mean(((lr[i] - hr[i]) / 2)[msk[i]] ** 2)) for i in range(4)
+    ]  # [0, 1] scale: differences halve
+    np.testing.assert_allclose(df["psnr_input"], ref, rtol=1e-6)
+    s = summarise_gain(df)
+    assert s.loc[0, "n"] == 4 and s.loc[0, "psnr_input"] == pytest.approx(np.mean(ref))
+
+
+def test_one_call_gain_separates_ignoring_and_copying_x_t(slices):
+    m = _identity_method()
+    ignore = one_call_gain(m, slices)
+    assert ignore["t"].tolist() == list(range(1, m.schedule.T + 1))
+    np.testing.assert_allclose(ignore["psnr_gain_call"], 0.0, atol=1e-9)
+    # copying x_t gains at t = 1 (x_1 = x_HR + beta_1 e0 + small noise) and loses at t = T
+    assert ignore["psnr_gain_copy_xt"].iloc[0] > 3.0 > ignore["psnr_gain_copy_xt"].iloc[-1]
+    np.testing.assert_allclose(
+        ignore["noise_std"], m.schedule.gamma * np.sqrt(m.schedule.beta[1:]), rtol=1e-12
+    )
+
+    class Copy(type(m)):
+        def predictor(self, net=None):
+            return lambda x_t, x_lr, t: x_t
+
+    c = Copy(m.cfg).eval()
+    copy = one_call_gain(c, slices)
+    np.testing.assert_allclose(copy["psnr_gain_call"], copy["psnr_gain_copy_xt"], atol=1e-9)
+    np.testing.assert_allclose(copy["psnr_gain_copy_xt"], ignore["psnr_gain_copy_xt"], atol=1e-9)
+
+
+def test_one_call_gain_refuses_a_method_without_a_schedule(slices):
+    m = build_method(tiny_config(method="bicubic", model={}))
+    with pytest.raises(ValueError, match="not a residual-shifting diffusion"):
+        one_call_gain(m, slices)
