@@ -11,7 +11,8 @@ the shipped model's manifest.
 
 ``--ship DIR`` exports every finished run with ``ressrdiff export`` to ``DIR/<config>.safetensors``
 and its manifest entry to ``DIR/manifest.json`` (plus the raw, non-EMA weights of
-``default-cpu`` for chapter 12's EMA comparison).
+``default-cpu`` for chapter 12's EMA comparison, and the kept checkpoints of ``KEPT_STEPS`` as
+``DIR/<config>-step<N>.safetensors`` for chapter 13's budget curve).
 """
 
 from __future__ import annotations
@@ -39,7 +40,10 @@ REFERENCE_CONFIGS = [
     "i2sb-cpu",
     "tm-ddpm-cpu",
     "tm-ddpm-unet-cpu",
+    "default-cpu-long",  # the budget curve of chapter 13 (2400 steps; not an equal-budget entry)
 ]
+#: checkpoints kept by train.keep_every that are shipped too: config -> steps
+KEPT_STEPS = {"default-cpu-long": (400, 1200)}
 
 
 def machine() -> str:
@@ -123,16 +127,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def ship(runs: Path, dest: Path, names: list[str]) -> int:
     """``ressrdiff export`` of every finished run in ``runs`` into ``dest``."""
-    jobs = [(name, "ema", name) for name in names]
+    jobs = [(runs / name / "last.pt", "ema", name) for name in names]
     if "default-cpu" in names:
-        jobs.append(("default-cpu", "raw", "default-cpu-raw"))
-    for name, weights, stem in jobs:
-        ckpt = runs / name / "last.pt"
+        jobs.append((runs / "default-cpu" / "last.pt", "raw", "default-cpu-raw"))
+    for name in names:
+        for step in KEPT_STEPS.get(name, ()):
+            jobs.append((runs / name / f"step_{step:06d}.pt", "ema", f"{name}-step{step}"))
+    for ckpt, weights, stem in jobs:
+        name = ckpt.parent.name
         if not ckpt.is_file():
             print(f"{name}: no finished run in {runs}", file=sys.stderr)
             return 1
         cmd = ["export", str(ckpt), "-o", str(dest / f"{stem}.safetensors")]
         cmd += ["--manifest", str(dest / "manifest.json"), "--weights", weights]
+        cmd += ["--record", str(ckpt.parent / "train_record.json")]
         res = subprocess.run([sys.executable, "-m", "ressrdiff", *cmd], check=False)
         if res.returncode:
             return res.returncode

@@ -27,6 +27,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
     entry["data"] = data_provenance(entry["config"])
     entry["train_command"] = record.get("command")
     entry["train_wall_s"] = record.get("wall_s")
+    if record.get("steps") not in (None, entry["steps"]):  # a checkpoint kept by keep_every
+        entry["train_wall_s"] = None
+        entry["kept_from_run"] = (
+            f"step {entry['steps']} of a {record['steps']}-step run (train.keep_every); the "
+            f"whole run took {record.get('wall_s')} s"
+        )
     entry["train_machine"] = record.get("machine")
     entry["export_command"] = (
         f"ressrdiff export {args.checkpoint} -o {args.output} --dtype {args.dtype} "
