@@ -16,11 +16,17 @@ import pandas as pd
 import torch
 
 from .data.slices import MaskedPairedSlices
-from .diffusion import q_sample
+from .diffusion import q_sample, sample
 from .methods.base import Method
 from .metrics import psnr, ssim, to_unit
 
-__all__ = ["spread_rows", "gain_over_input", "one_call_gain", "summarise_gain"]
+__all__ = [
+    "spread_rows",
+    "gain_over_input",
+    "one_call_gain",
+    "chain_gain",
+    "summarise_gain",
+]
 
 
 def spread_rows(n_total: int, n: int) -> np.ndarray:
@@ -122,6 +128,55 @@ def one_call_gain(
                 "noise_std": float(sch.gamma * np.sqrt(sch.beta[int(t)])),
                 "psnr_gain_call": float((p_call - p_in).mean()),
                 "psnr_gain_copy_xt": float((p_xt - p_in).mean()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def chain_gain(
+    method: Method,
+    pairs: MaskedPairedSlices,
+    *,
+    steps: int | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Res-SRDiff only: inside one run of Algorithm 2 with ``steps`` steps (the method's default
+    when None), the masked PSNR gain over the input of the state ``x_t`` entering each step and
+    of the network's prediction of ``x_HR`` at that step.
+
+    The sampler itself (:func:`ressrdiff.diffusion.sample`) runs, on all slices in one batch
+    with one generator seeded ``seed``; the predictions are recorded on their way through it.
+    The last row's prediction is the sampler's output (eq 9 at t = 1 returns it)."""
+    if not hasattr(method, "sampling_schedule") or not hasattr(method, "predictor"):
+        raise ValueError(f"chain_gain: {method.name} is not a residual-shifting diffusion")
+    sch = method.sampling_schedule(steps)
+    g = method.predictor()
+    hr, lr, mask = _tensors(pairs)
+    dev = next((p.device for p in method.parameters()), torch.device("cpu"))
+    preds: list[torch.Tensor] = []
+
+    def recording(x_t: torch.Tensor, x_lr: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        out = g(x_t, x_lr, t)
+        preds.append(out.detach().float().cpu())
+        return out
+
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    _, traj = sample(recording, lr.to(dev), sch, generator=gen, return_trajectory=True)
+    y = to_unit(hr)
+    p_in = psnr(to_unit(lr), y, mask=mask)
+    rows = []
+    for k, (x_t, x0) in enumerate(zip(traj[:-1], preds, strict=True)):
+        t = sch.T - k
+        t_model = int(sch.model_timesteps(torch.tensor([t]))[0])
+        rows.append(
+            {
+                "step": k + 1,
+                "t (trained schedule)": t_model,
+                "noise_std": float(sch.gamma * np.sqrt(sch.beta[t])),
+                "psnr_gain_x_t": float(
+                    (psnr(to_unit(x_t.cpu().float()), y, mask=mask) - p_in).mean()
+                ),
+                "psnr_gain_prediction": float((psnr(to_unit(x0), y, mask=mask) - p_in).mean()),
             }
         )
     return pd.DataFrame(rows)

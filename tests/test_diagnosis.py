@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from conftest import TINY_MODEL, SyntheticPairs, tiny_config
 
 from ressrdiff.data.slices import MaskedPairedSlices
-from ressrdiff.diagnosis import gain_over_input, one_call_gain, spread_rows, summarise_gain
+from ressrdiff.diagnosis import (
+    chain_gain,
+    gain_over_input,
+    one_call_gain,
+    spread_rows,
+    summarise_gain,
+)
 from ressrdiff.methods import build_method
 
 
@@ -70,6 +77,23 @@ def test_one_call_gain_separates_ignoring_and_copying_x_t(slices):
     copy = one_call_gain(c, slices)
     np.testing.assert_allclose(copy["psnr_gain_call"], copy["psnr_gain_copy_xt"], atol=1e-9)
     np.testing.assert_allclose(copy["psnr_gain_copy_xt"], ignore["psnr_gain_copy_xt"], atol=1e-9)
+
+
+def test_chain_gain_follows_the_sampler(slices):
+    """The identity network predicts x_LR at every step (gain 0); the states are the sampler's:
+    the first is the prior x_T ~ N(x_LR, gamma^2 beta_T), whose gain matches eq (4)'s noise."""
+    m = _identity_method()
+    ch = chain_gain(m, slices, steps=4, seed=0)
+    assert ch["step"].tolist() == [1, 2, 3, 4]
+    assert ch["t (trained schedule)"].tolist() == [15, 10, 6, 1]  # respacing keeps step T
+    np.testing.assert_allclose(ch["psnr_gain_prediction"], 0.0, atol=1e-9)
+    assert ch["psnr_gain_x_t"].iloc[0] < -10  # x_T carries noise of std ~2 on [-1, 1] images
+    np.testing.assert_allclose(ch["noise_std"].iloc[0], m.schedule.prior_std, rtol=1e-12)
+    # the sampler's own output for the same seed is the last prediction, here x_LR
+    out = m.super_resolve(
+        torch.from_numpy(slices.lr)[:, None], steps=4, generator=torch.Generator().manual_seed(0)
+    )
+    np.testing.assert_array_equal(out[:, 0].numpy(), slices.lr)
 
 
 def test_one_call_gain_refuses_a_method_without_a_schedule(slices):
