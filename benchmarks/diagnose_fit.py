@@ -17,9 +17,7 @@ import argparse
 import pandas as pd
 import torch
 
-from ressrdiff.data.manifest import load_pairs
-from ressrdiff.data.prepare import prepare_dataset
-from ressrdiff.diagnosis import gain_over_input, one_call_gain, spread_rows, summarise_gain
+from ressrdiff.diagnosis import gain_over_input, one_call_gain, split_slices, summarise_gain
 from ressrdiff.methods import load_method
 
 
@@ -43,18 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for ck in a.checkpoints:
         m = load_method(ck)
-        d = m.cfg.data
         for k, split in enumerate(a.splits):
-            pairs = load_pairs(
-                prepare_dataset("default"),
-                split,
-                d.preset,
-                d.regrid,
-                axis=d.axis,
-                normalisation=d.resolved_normalisation,
-                seed=m.cfg.seed,
-            )
-            sub = pairs.subset(spread_rows(len(pairs), a.slices))
+            sub = split_slices(m, split, a.slices)
             rows.append(gain_over_input(m, sub, steps=a.steps, label=ck, split=split))
             if a.per_t and k == 0 and m.name == "res-srdiff":
                 print(f"{ck}, {split} slices: one call at each t, PSNR gain over the input (dB)")

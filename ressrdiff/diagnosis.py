@@ -4,7 +4,7 @@ A super-resolution model starts from the re-gridded LR slice. These functions sc
 that input inside the brain mask, on normalised slices (``ressrdiff.data.load_pairs``), so a
 reader can tell underfitting (no gain even on training slices) from overfitting (gain on
 training, loss on validation slices) and from a domain gap (gain on the training and validation
-subjects, none on the test subject). They draw no plots and read no files themselves.
+subjects, none on the test subject). They draw no plots; only :func:`split_slices` reads data.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .data.manifest import load_pairs
+from .data.prepare import prepare_dataset
 from .data.slices import MaskedPairedSlices
 from .diffusion import q_sample, sample
 from .methods.base import Method
@@ -22,6 +24,7 @@ from .metrics import psnr, ssim, to_unit
 
 __all__ = [
     "spread_rows",
+    "split_slices",
     "gain_over_input",
     "one_call_gain",
     "chain_gain",
@@ -34,6 +37,22 @@ def spread_rows(n_total: int, n: int) -> np.ndarray:
     if n_total < 1:
         raise ValueError("spread_rows: no slices to choose from")
     return np.unique(np.linspace(0, n_total - 1, max(1, n)).round().astype(int))
+
+
+def split_slices(method: Method, split: str, n: int) -> MaskedPairedSlices:
+    """``n`` evenly spread slices of ``split`` (train, val or test) of the default data set,
+    degraded, re-gridded and normalised as ``method``'s config says (its input and target)."""
+    d = method.cfg.data
+    pairs = load_pairs(
+        prepare_dataset("default"),
+        split,
+        d.preset,
+        d.regrid,
+        axis=d.axis,
+        normalisation=d.resolved_normalisation,
+        seed=method.cfg.seed,
+    )
+    return pairs.subset(spread_rows(len(pairs), n))
 
 
 def _tensors(pairs: MaskedPairedSlices) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -56,7 +75,7 @@ def gain_over_input(
     against HR, and the gains. One row per slice; slice ``i`` is sampled with the generator
     seeded ``seed + i``, so a row does not depend on which other slices are scored."""
     hr, lr, mask = _tensors(pairs)
-    dev = next((p.device for p in method.parameters()), torch.device("cpu"))
+    dev = method.device
     out = []
     with torch.no_grad():
         for i in range(len(lr)):
@@ -105,7 +124,7 @@ def one_call_gain(
         raise ValueError(f"one_call_gain: {method.name} is not a residual-shifting diffusion")
     sch, g = method.schedule, method.predictor()
     hr, lr, mask = _tensors(pairs)
-    dev = next((p.device for p in method.parameters()), torch.device("cpu"))
+    dev = method.device
     y = to_unit(hr)
     p_in = psnr(to_unit(lr), y, mask=mask)
     rows = []
@@ -152,7 +171,7 @@ def chain_gain(
     sch = method.sampling_schedule(steps)
     g = method.predictor()
     hr, lr, mask = _tensors(pairs)
-    dev = next((p.device for p in method.parameters()), torch.device("cpu"))
+    dev = method.device
     preds: list[torch.Tensor] = []
 
     def recording(x_t: torch.Tensor, x_lr: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

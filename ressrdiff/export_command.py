@@ -26,9 +26,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     record = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else {}
     entry["data"] = data_provenance(entry["config"])
     entry["train_command"] = record.get("command")
-    entry["train_wall_s"] = record.get("wall_s")
-    if record.get("steps") not in (None, entry["steps"]):  # a checkpoint kept by keep_every
-        entry["train_wall_s"] = None
+    kept = record.get("steps") not in (None, entry["steps"])  # a checkpoint kept by keep_every
+    entry["train_wall_s"] = None if kept else record.get("wall_s")
+    if kept:
         entry["kept_from_run"] = (
             f"step {entry['steps']} of a {record['steps']}-step run (train.keep_every); the "
             f"whole run took {record.get('wall_s')} s"

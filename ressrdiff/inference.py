@@ -145,7 +145,7 @@ def super_resolve_volume(
         )
     trained = check_preset(method, preset, checkpoint)
     np_axis = image_axis_to_numpy(axis)
-    here = next(method.parameters(), torch.empty(0)).device  # a method may have no weights
+    here = method.device
     dev = torch.device(device) if device is not None else here
     if here != dev:
         method.to(dev)

@@ -92,8 +92,6 @@ def canonical_safetensors(blob: bytes) -> bytes:
     header's length is unchanged (it is padded with spaces, as safetensors pads it)."""
     n = int.from_bytes(blob[:8], "little")
     header = json.loads(blob[8 : 8 + n])
-    if "__metadata__" in header:
-        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
     text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
     if len(text) > n:  # cannot happen for a header written by safetensors; keep the original
         return blob

@@ -81,7 +81,7 @@ def time_method(
     """
     if repeats < 1 or batch < 1:
         raise ValueError("repeats and batch must be >= 1")
-    dev = next((p.device for p in method.parameters()), torch.device("cpu"))
+    dev = method.device
     if bf16 and dev.type != "cuda":
         raise ValueError("bf16 timing needs the method on a CUDA device")
     nfe = method.nfe_for(steps)

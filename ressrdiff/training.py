@@ -210,10 +210,16 @@ class Trainer:
             "torch_version": torch.__version__,
         }
 
-    def save(self, path: Path | None = None) -> Path | None:
+    def save(self, *paths: Path) -> Path | None:
+        """Write the state to each of ``paths`` (default: ``last.pt``), gathered once; returns
+        the first path (None on a non-main process)."""
         if not self.dist.main:
             return None
-        return save_checkpoint(path or self.ckpt_path, self.state())
+        state = self.state()
+        paths = paths or (self.ckpt_path,)
+        for p in paths:
+            save_checkpoint(p, state)
+        return paths[0]
 
     def _resume(self) -> None:
         path = self.ckpt_path
@@ -338,9 +344,8 @@ class Trainer:
                 bar.set_postfix(loss=f"{rec['loss']:.4f}", steps_per_s=f"{rate:.2f}")
             bar.update(1)
             if self.step % t.ckpt_every == 0 or self.step == end:
-                self.save()
-                if t.keep_every and self.step % t.keep_every == 0:
-                    self.save(self.snapshot_path(self.step))
+                keep = t.keep_every and self.step % t.keep_every == 0
+                self.save(self.ckpt_path, *([self.snapshot_path(self.step)] if keep else []))
                 self._write_log()
         bar.close()
         if self.dist.world > 1:

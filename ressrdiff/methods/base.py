@@ -105,10 +105,14 @@ class Method(nn.Module):
 
     def _apply(self, fn, recurse: bool = True):  # keep LPIPS on the method's device and dtype
         out = super()._apply(fn, recurse)
-        net = self.__dict__.get("_lpips", [None])[0]
-        if net is not None:
-            net._apply(fn, recurse)
+        if self.lpips_net is not None:
+            self.lpips_net._apply(fn, recurse)
         return out
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the method's weights (CPU for a method without weights)."""
+        return next((p.device for p in self.parameters()), torch.device("cpu"))
 
     # networks whose weights are trained, saved, and averaged by EMA
     def networks(self) -> dict[str, nn.Module]:
