@@ -52,6 +52,10 @@ def test_respacing_keeps_step_T_and_prior_variance():
         assert r.prior_std == pytest.approx(s.gamma * math.sqrt(0.9999))
         # alphas are recomputed from the sub-sequence's betas
         np.testing.assert_allclose(np.cumsum(r.alpha), r.beta, rtol=1e-12, atol=1e-15)
+    # e.g. K=4 keeps steps [1, 6, 10, 15]: its second alpha spans the dropped steps 2..6
+    r = s.respace(4)
+    assert r.alpha[2] == pytest.approx(s.beta[6] - s.beta[1], rel=1e-12)
+    assert r.alpha[2] > 2 * s.alpha[6]
 
 
 def test_naive_every_kth_respacing_is_rejected():

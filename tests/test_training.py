@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -157,8 +158,99 @@ def test_lpips_fallback_is_recorded(tmp_path, pairs, monkeypatch):
     with pytest.warns(UserWarning, match="LPIPS unavailable.*MSE alone"):
         m = build_method(cfg)
     assert "alone (LPIPS unavailable" in m.loss_description
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the second build must stay silent: warned once
+        build_method(cfg)
+    run = cfg.replace(**{"train.steps": 2})
+    Trainer(run, tmp_path / "run", dataset=pairs, progress=False).train()
+    ck = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ck["loss"].startswith("10*MSE alone (LPIPS unavailable")
     with pytest.raises(RuntimeError, match="AlexNet weights not found"):
         build_method(tiny_config(**{"loss.lpips": "required"}))
+
+
+class _StubLPIPS(torch.nn.Module):
+    """Checks what eq (13) hands to LPIPS (3 channels, values in [-1, 1]) and returns a known
+    per-image distance: the mean absolute difference."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[int, float, float]] = []
+
+    def forward(self, x, y):
+        lo, hi = torch.minimum(x.min(), y.min()), torch.maximum(x.max(), y.max())
+        self.seen.append((x.shape[1], float(lo), float(hi)))
+        return (x - y).abs().mean(dim=(1, 2, 3), keepdim=True)
+
+
+def test_loss_eq13_closed_form():
+    """Eq (13) on known tensors: lambda * pixel-mean squared error + per-image-mean LPIPS.
+    The prediction strays outside [-1, 1]; LPIPS must see it clamped and repeated to 3 channels."""
+    from ressrdiff.methods.res_srdiff import loss_eq13
+
+    g = torch.Generator().manual_seed(3)
+    x_hr = torch.rand(4, 1, 8, 8, generator=g) * 2 - 1
+    x_hat = x_hr + 0.5 * torch.randn(4, 1, 8, 8, generator=g)
+    a, b = x_hat.double().numpy(), x_hr.double().numpy()
+    mse = float(((a - b) ** 2).mean())
+    out = loss_eq13(x_hat, x_hr, 10.0, None)
+    assert out["loss"].item() == pytest.approx(10 * mse, rel=1e-5)
+    stub = _StubLPIPS()
+    out = loss_eq13(x_hat, x_hr, 4.0, stub)
+    per_image = [float(abs(a[i].clip(-1, 1) - b[i]).mean()) for i in range(4)]
+    assert stub.seen == [(3, pytest.approx(-1.0), pytest.approx(1.0))]
+    assert out["lpips"].item() == pytest.approx(sum(per_image) / 4, rel=1e-5)
+    assert out["loss"].item() == pytest.approx(4 * mse + sum(per_image) / 4, rel=1e-5)
+
+
+class _SpyNet(torch.nn.Module):
+    """Records what Algorithm 1 feeds g_phi; predicts zeros so that the loss is known."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+        self.calls: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, x_t, x_lr, t):
+        self.calls.append((x_t.detach().clone(), x_lr.detach().clone(), t.clone()))
+        return torch.zeros_like(x_t) * self.w
+
+
+def test_algorithm1_feeds_eq4_states_and_uniform_steps(pairs):
+    """Algorithm 1, checked against independent draws: t ~ U{1..T}; g_phi sees
+    x_t = x_HR + beta_t e0 + gamma sqrt(beta_t) eps (eq 4), divided by sqrt(gamma^2 beta_t + 1);
+    and the loss is lambda * MSE of the prediction."""
+    from ressrdiff.methods.base import per_sample_draws
+    from ressrdiff.methods.res_srdiff import ResSRDiff
+
+    m = ResSRDiff(tiny_config(**{"loss.lpips": "off"}))
+    m.net = _SpyNet()
+    s = m.schedule
+    seeds = torch.tensor([11, 12, 13, 14])
+    out = m({"hr": pairs.hr[:4], "lr": pairs.lr[:4], "seed": seeds})
+    x_t, x_lr, t = m.net.calls[0]
+    # independent re-draw of the same per-sample streams
+    ts, eps = [], []
+    for sd in seeds.tolist():
+        gen = torch.Generator().manual_seed(sd)
+        ts.append(int(torch.randint(1, s.T + 1, (1,), generator=gen)))
+        eps.append(torch.randn(pairs.hr.shape[1:], generator=gen))
+    assert t.tolist() == ts
+    beta = torch.tensor([s.beta[k] for k in ts], dtype=torch.float64).view(-1, 1, 1, 1)
+    hr, lr = pairs.hr[:4].double(), pairs.lr[:4].double()
+    want = hr + beta * (lr - hr) + s.gamma * beta.sqrt() * torch.stack(eps).double()
+    want = want / torch.sqrt(s.gamma**2 * beta + 1)
+    torch.testing.assert_close(x_t.double(), want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(x_lr, pairs.lr[:4])
+    assert out["loss"].item() == pytest.approx(10 * float((hr**2).mean()), rel=1e-5)
+    # t is uniform on 1..T: every step appears, none outside, counts within 5 SD of N/T
+    n = 3000
+    draws, _ = per_sample_draws(torch.arange(n), s.T, (1,), torch.device("cpu"), torch.float32)
+    counts = torch.bincount(draws, minlength=s.T + 1)
+    assert counts[0] == 0 and draws.max() == s.T
+    p = 1 / s.T
+    sd = math.sqrt(n * p * (1 - p))
+    assert all(abs(c - n * p) < 5 * sd for c in counts[1:].tolist()), counts.tolist()
 
 
 def test_lpips_term_enters_the_loss_with_a_supplied_network(pairs):
