@@ -6,12 +6,19 @@ group's backward and step, EMA), and seconds per 256x256 slice at inference with
 network function evaluations (NFE) stated; each rate also from process CPU time. Weights are
 random: speed does not depend on them. Run one process on a quiet machine:
 
+    python benchmarks/bench_baselines.py                      # every method, cpu configs
     python benchmarks/bench_baselines.py --methods bicubic pix2pix cyclegan spsr
     python benchmarks/bench_baselines.py --methods res-srdiff pix2pix --config res-srdiff=tiny-cpu
+    python benchmarks/bench_baselines.py --configs default-cpu-noswin tm-ddpm-unet-cpu
     python benchmarks/bench_baselines.py --methods pix2pix --profile gpu --device cuda
 
 Each method's config is ``<method>-<profile>`` (profile ``cpu`` by default) unless given with
-``--config METHOD=NAME``; ``res-srdiff`` defaults to ``default-<profile>``.
+``--config METHOD=NAME``; ``res-srdiff`` defaults to ``smoke``, ``default-cpu`` or ``paper-gpu``.
+``--configs`` adds rows by config name (e.g. two configs of one method). ``--steps`` applies to
+the iterative samplers only. An iterative sampler with more network evaluations (NFE) than
+``--extrapolate-from`` (default 20) is timed at that many evaluations and its time scaled by
+NFE / that count; such rows are marked ``~`` (a sampler step costs one network evaluation plus
+an update that is negligible beside it).
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from ressrdiff.methods import METHODS, Method, build_method
 from ressrdiff.nn import count_parameters
 from ressrdiff.training import Trainer
 
-FALLBACK = {"res-srdiff": "default-{profile}"}
+FALLBACK = {"res-srdiff": {"smoke": "smoke", "cpu": "default-cpu", "gpu": "paper-gpu"}}
 
 
 def config_name(method: str, profile: str, explicit: dict[str, str]) -> str:
@@ -40,7 +47,7 @@ def config_name(method: str, profile: str, explicit: dict[str, str]) -> str:
         return explicit[method]
     name = f"{method}-{profile}"
     if name not in named_configs() and method in FALLBACK:
-        name = FALLBACK[method].format(profile=profile)
+        name = FALLBACK[method].get(profile, name)
     if name not in named_configs():
         raise SystemExit(f"no shipped config {name!r} for method {method!r}; use --config")
     return name
@@ -52,16 +59,13 @@ def inference_nets(m: Method) -> dict[str, torch.nn.Module]:
     return getattr(m, "inference_networks", m.networks)()
 
 
-def method_nfe(m: Method, steps: int | None) -> str:
-    return str(m.nfe_for(steps))
-
-
 def bench(
-    method: str, cfg_name: str, args: argparse.Namespace, device: torch.device
+    method: str | None, cfg_name: str, args: argparse.Namespace, device: torch.device
 ) -> dict[str, Any]:
     cfg = load_config(cfg_name)
-    if cfg.method != method:
+    if method is not None and cfg.method != method:
         cfg = cfg.replace(method=method)
+    method = cfg.method
     cfg = cfg.replace(
         **{
             "train.device": device.type,
@@ -100,6 +104,12 @@ def bench(
             row["train_cpu"] = f"{args.train_steps / cpu:.2f}"
     # inference
     m.eval()
+    iterative = getattr(m, "nfe", None) is None
+    steps = args.steps if iterative else None
+    nfe = m.nfe_for(steps)
+    timed_steps, scale = steps, 1.0
+    if iterative and nfe > args.extrapolate_from:
+        timed_steps, scale = args.extrapolate_from, nfe / args.extrapolate_from
     x = torch.rand(1, 1, args.size, args.size, device=device) * 2 - 1
     gen = torch.Generator(device=device).manual_seed(0)
     times, cpu_times = [], []
@@ -107,20 +117,21 @@ def bench(
         for i in range(args.repeats + 1):
             _sync(device)
             t0, c0 = time.perf_counter(), time.process_time()
-            m.super_resolve(x, steps=args.steps, generator=gen)
+            m.super_resolve(x, steps=timed_steps, generator=gen)
             _sync(device)
             if i:  # the first run is a warm-up
                 times.append(time.perf_counter() - t0)
                 cpu_times.append(time.process_time() - c0)
-    row["nfe"] = method_nfe(m, args.steps)
-    row["s_slice"] = statistics.median(times)
-    row["s_slice_cpu"] = statistics.median(cpu_times)
+    row["nfe"] = f"{nfe}" + ("~" if scale != 1.0 else "")
+    row["s_slice"] = statistics.median(times) * scale
+    row["s_slice_cpu"] = statistics.median(cpu_times) * scale
     return row
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--methods", nargs="+", default=["bicubic", "pix2pix", "cyclegan", "spsr"])
+    ap.add_argument("--methods", nargs="+", default=None, help="default: every registered one")
+    ap.add_argument("--configs", nargs="+", default=[], help="extra rows, by config name")
     ap.add_argument("--profile", default="cpu", help="config suffix: smoke, cpu or gpu")
     ap.add_argument(
         "--config", action="append", default=[], metavar="METHOD=NAME", help="config per method"
@@ -132,11 +143,19 @@ def main() -> None:
     ap.add_argument("--train-steps", type=int, default=5, help="timed steps")
     ap.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     ap.add_argument("--size", type=int, default=256, help="inference slice size (square)")
-    ap.add_argument("--steps", type=int, default=None, help="sampling steps (diffusion methods)")
+    ap.add_argument("--steps", type=int, default=None, help="sampling steps (iterative methods)")
+    ap.add_argument(
+        "--extrapolate-from",
+        type=int,
+        default=20,
+        help="time iterative samplers with more NFE at this many and scale (default 20)",
+    )
     ap.add_argument("--repeats", type=int, default=3, help="timed inference runs (median)")
     args = ap.parse_args()
 
     explicit = dict(item.split("=", 1) for item in args.config)
+    if args.methods is None:
+        args.methods = [] if args.configs else sorted(METHODS)
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
         raise SystemExit(f"unknown method(s) {unknown}; registered: {sorted(METHODS)}")
@@ -151,23 +170,27 @@ def main() -> None:
         f"inference {args.size}^2 batch 1 (median of {args.repeats} after 1 warm-up)\n"
     )
     header = (
-        f"| {'method':<11} | {'config':<16} | {'params':>10} | {'params (SR)':>11} | "
-        f"{'train steps/s':>13} | {'(CPU time)':>10} | {'NFE':>4} | {'s / slice':>9} | "
+        f"| {'method':<11} | {'config':<18} | {'params':>10} | {'params (SR)':>11} | "
+        f"{'train steps/s':>13} | {'(CPU time)':>10} | {'NFE':>5} | {'s / slice':>9} | "
         f"{'(CPU time)':>10} |"
     )
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
-    for method in args.methods:
-        r = bench(method, config_name(method, args.profile, explicit), args, device)
+    rows = [(m, config_name(m, args.profile, explicit)) for m in args.methods]
+    rows += [(None, name) for name in args.configs]
+    for method, cfg_name in rows:
+        r = bench(method, cfg_name, args, device)
         print(
-            f"| {r['method']:<11} | {r['config']:<16} | {r['params']:>10,} | "
+            f"| {r['method']:<11} | {r['config']:<18} | {r['params']:>10,} | "
             f"{r['params_inf']:>11,} | {r['train']:>13} | {r['train_cpu']:>10} | "
-            f"{r['nfe']:>4} | {r['s_slice']:>9.4f} | {r['s_slice_cpu']:>10.4f} |",
+            f"{r['nfe']:>5} | {r['s_slice']:>9.4f} | {r['s_slice_cpu']:>10.4f} |",
             flush=True,
         )
     print(
-        "\n(CPU time): the same rate from the process's CPU time instead of wall time. With one "
-        "thread\n(--threads 1) it approximates the wall-clock rate on an otherwise idle core, "
+        f"\nNFE marked ~: timed at {args.extrapolate_from} network evaluations and scaled to "
+        "the NFE.\n(CPU time): the same rate from the process's CPU time instead of wall time. "
+        "With one thread\n(--threads 1) it approximates the wall-clock rate on an otherwise idle "
+        "core, "
         "which helps\non a shared machine; with more threads it sums over them."
     )
 

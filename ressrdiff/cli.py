@@ -48,9 +48,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg = cfg.replace(**overrides)
     if args.device:
         cfg = cfg.replace(**{"train.device": args.device})
-    if args.method:
-        cfg = cfg.replace(method=args.method)
+    if args.method and args.method != cfg.method:
+        # another method on this config's data and budget: its own name, so that the default
+        # run folder never holds (or overwrites) the config's original method
+        cfg = cfg.replace(method=args.method, name=f"{cfg.name}-{args.method}")
     out = Path(args.out or Path("runs") / cfg.name)
+    if not args.resume and (out / "last.pt").exists():
+        raise SystemExit(
+            f"{out / 'last.pt'}: a run already exists there; pass --resume to continue it or "
+            "choose another --out"
+        )
+    if cfg.method == "bicubic":  # nothing to train: write its checkpoint for `ressrdiff sr`
+        from .methods.bicubic import write_checkpoint
+
+        out.mkdir(parents=True, exist_ok=True)
+        path = write_checkpoint(cfg, out / "last.pt")
+        print(f"bicubic has no weights to train; wrote its checkpoint {path}")
+        return 0
     trainer = Trainer(cfg, out, resume=args.resume, progress=not args.quiet)
     if trainer.dist.main:
         print(
@@ -136,7 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a config value, e.g. train.steps=200 (repeatable)",
     )
     t.add_argument("--device", choices=["cpu", "cuda", "auto"], help="override train.device")
-    t.add_argument("--method", help="override the config's method (e.g. pix2pix, cyclegan)")
+    t.add_argument(
+        "--method",
+        help="train another method on this config's data and budget (bicubic, pix2pix, "
+        "cyclegan, spsr; the run is named CONFIG-METHOD). i2sb and tm-ddpm need options of "
+        "their own: use their shipped configs, e.g. --config i2sb-cpu",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
 

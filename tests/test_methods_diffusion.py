@@ -431,7 +431,7 @@ def test_shipped_configs_build(base):
         assert same == {k: v for k, v in unet.items() if k not in skip}
 
 
-@pytest.mark.parametrize("name", ["default-cpu", "paper-gpu"])
+@pytest.mark.parametrize("name", ["smoke", "default-cpu", "paper-gpu"])
 def test_noswin_ablation_configs_differ_only_in_swin(name):
     a, b = load_config(name).to_dict(), load_config(f"{name}-noswin").to_dict()
     assert b["model"].pop("use_swin") is False and "use_swin" not in a["model"]

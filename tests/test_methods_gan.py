@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -397,6 +399,22 @@ def test_shipped_configs_share_the_cpu_budget():
             assert m.model_cfg.widths == (16, 32, 32)
 
 
+def test_gpu_profile_configs_train_on_the_same_data():
+    """Every method's gpu config reads the same data set with the same degradation and patch
+    size (the authors-code preset re-grids with B-spline, as the authors' code does)."""
+    from ressrdiff.config import named_configs
+
+    gpu = [n for n in named_configs() if n.endswith("-gpu") or n.endswith("-gpu-noswin")]
+    assert {"paper-gpu", "paper-gpu-noswin", "tm-ddpm-gpu", "i2sb-gpu"} <= set(gpu)
+    ref = load_config("paper-gpu").data
+    for name in gpu:
+        data = load_config(name).data
+        if name == "authors-code-gpu":
+            assert data.regrid == "bspline"
+            data = dataclasses.replace(data, regrid=ref.regrid)
+        assert data == ref, name
+
+
 def test_cli_train_method_override(tmp_path, capsys):
     from ressrdiff.cli import main
 
@@ -426,6 +444,40 @@ def test_cli_train_method_override(tmp_path, capsys):
     capsys.readouterr()
     assert main(args) == 2  # a deterministic method has no N-sample uncertainty
     assert "'pix2pix' is deterministic" in capsys.readouterr().err
+    # bicubic has nothing to train: `train` writes its checkpoint, which `sr` then reads
     rc = main(["train", "--config", str(cfg), "--out", str(out / "b"), "--method", "bicubic"])
-    assert rc == 2
-    assert "'bicubic' has nothing to train" in capsys.readouterr().err
+    assert rc == 0
+    ck = load_checkpoint(out / "b" / "last.pt")
+    assert ck["method"] == "bicubic" and ck["step"] == 0 and ck["networks"] == {}
+    args[3] = str(tmp_path / "sr3.nii.gz")
+    assert main([*args[:5], "--checkpoint", str(out / "b" / "last.pt")]) == 0
+    # a run folder that already holds a checkpoint is not overwritten without --resume
+    before = (out / "last.pt").read_bytes()
+    with pytest.raises(SystemExit, match="a run already exists there; pass --resume"):
+        main(["train", "--config", str(cfg), "--out", str(out), "--method", "cyclegan"])
+    assert (out / "last.pt").read_bytes() == before
+
+
+def test_cli_method_override_names_its_own_run(monkeypatch):
+    """`train --config default-cpu --method pix2pix` trains pix2pix on that config's data and
+    budget under its own name, so the default run folder is not default-cpu's."""
+    import ressrdiff.training
+    from ressrdiff.cli import main
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_trainer(cfg, out, **kw):
+        seen.update(name=cfg.name, method=cfg.method, out=Path(out))
+        raise Stop
+
+    monkeypatch.setattr(ressrdiff.training, "Trainer", fake_trainer)
+    with pytest.raises(Stop):
+        main(["train", "--config", "default-cpu", "--method", "pix2pix"])
+    assert seen == {
+        "name": "default-cpu-pix2pix",
+        "method": "pix2pix",
+        "out": Path("runs") / "default-cpu-pix2pix",
+    }
