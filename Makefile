@@ -1,4 +1,5 @@
-# Two entry points (see README): `make demo` and `make test`. Each creates .venv on first use.
+# Two entry points (see README): `make book` and `make test`. Each creates .venv on first use;
+# `make demo` is a smaller end-to-end run without the book.
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
@@ -47,8 +48,8 @@ book: $(STAMP) sources
 	$(BIN)/ressrdiff book build --profile $(PROFILE) --out build
 
 # Re-record the outputs that tests/test_book.py compares the equation chapters against
-# (after an intended change to chapters 01-02; smoke profile, about a minute).
-REF_NOTEBOOKS ?= 01_forward_process 02_reverse_process
+# (after an intended change to chapters 01-03; smoke profile, about two minutes).
+REF_NOTEBOOKS ?= 01_forward_process 02_reverse_process 03_noise_schedule
 notebook-refs: $(STAMP)
 	$(BIN)/python -m ressrdiff.notebook_regression $(REF_NOTEBOOKS) --out tests/notebook_refs
 

@@ -809,7 +809,7 @@ examples:
   ressrdiff book run --profile smoke                          # every chapter, tiny sizes
   ressrdiff book run --profile gpu --notebook 06_sampling --param checkpoint=runs/paper/last.pt
   ressrdiff book run --notebook 04 --param data_dir=/data/prostate --out build/prostate
-  ressrdiff book run --notebook 06 --batch folders.yaml      # one executed copy per entry
+  ressrdiff book run --notebook 04 --batch folders.yaml      # one executed copy per entry
 
 a batch file is a YAML list of parameter sets (labels made from the values) or a mapping of
 label: parameters, e.g.

@@ -1,4 +1,4 @@
-"""Small helpers shared by the book's notebooks (set-up line, profile banner).
+"""Small helpers shared by the book's notebooks (set-up line, profile banner, smoke label).
 
 The notebooks only *call* the package; these functions hold the little that every chapter
 repeats, so that no notebook defines its own versions of it.
@@ -14,7 +14,9 @@ import torch
 
 from . import __version__
 
-__all__ = ["resolve_device", "setup_notebook", "profile_banner"]
+__all__ = ["resolve_device", "setup_notebook", "profile_banner", "smoke_label", "SMOKE_LABEL"]
+
+SMOKE_LABEL = "SMOKE RUN, not results. "
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -42,6 +44,12 @@ def setup_notebook(seed: int = 0, device: str = "auto", *, quiet: bool = False) 
             f"device {dev} ({name}, {torch.get_num_threads()} threads) | seed {seed}"
         )
     return dev
+
+
+def smoke_label(profile: str) -> str:
+    """The prefix for figure titles, table captions and glued result numbers: ``"SMOKE RUN, not
+    results. "`` for the ``smoke`` profile, ``""`` otherwise (``f"{smoke_label(profile)}Loss"``)."""
+    return SMOKE_LABEL if profile == "smoke" else ""
 
 
 def profile_banner(profile: str) -> str:

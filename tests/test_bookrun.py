@@ -10,9 +10,11 @@ import pytest
 import yaml
 
 from ressrdiff.bookrun import (
+    EPILOG_RUN,
     BookRunError,
     load_batch,
     load_parameters,
+    notebook_parameters,
     parse_param,
     resolve_notebook,
     run_notebook,
@@ -20,7 +22,10 @@ from ressrdiff.bookrun import (
     toc_files,
     toc_notebooks,
 )
+from ressrdiff.booktools import SMOKE_LABEL, smoke_label
 from ressrdiff.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _notebook(path: Path, body: str, params: str = 'profile = "cpu"\nseed = 0\nn = 1') -> None:
@@ -216,3 +221,40 @@ def test_sliced_polls_recover_a_missed_wakeup_and_keep_the_deadline(monkeypatch)
     with pytest.raises(queue.Empty):
         run(never.get_msg(timeout=0.05))
     assert 3 <= len(never.timeouts) <= 7  # polled in slices, and gave up at the deadline
+
+
+def _help_examples() -> list[tuple[str, dict]]:
+    """(notebook, parameters) of every ``--notebook`` example in ``book run --help``; a
+    ``--batch`` example gets the keys of the batch entries shown at the end of the help."""
+    lines = EPILOG_RUN.splitlines()
+    batch = {}
+    for line in lines:
+        if line.strip().startswith("- {"):
+            batch.update(yaml.safe_load(line.strip()[2:]))
+    out = []
+    for line in lines:
+        words = line.split("#")[0].split()
+        if words[:3] != ["ressrdiff", "book", "run"] or "--notebook" not in words:
+            continue
+        params = {}
+        for flag, value in zip(words, words[1:], strict=False):
+            if flag == "--param":
+                params.update([parse_param(value)])
+        if "--batch" in words:
+            params.update(batch)
+        out.append((words[words.index("--notebook") + 1], params))
+    return out
+
+
+def test_help_examples_name_parameters_their_notebooks_declare():
+    examples = _help_examples()
+    assert any("data_dir" in params for _, params in examples), "no data_dir example left"
+    for name, params in examples:
+        declared = notebook_parameters(resolve_notebook(REPO, name))  # the parameters cell only
+        unknown = sorted(set(params) - set(declared))
+        assert not unknown, f"`book run --notebook {name}` example sets undeclared {unknown}"
+
+
+def test_smoke_label_marks_only_the_smoke_profile():
+    assert smoke_label("smoke") == SMOKE_LABEL and "SMOKE" in SMOKE_LABEL
+    assert smoke_label("cpu") == smoke_label("gpu") == ""
