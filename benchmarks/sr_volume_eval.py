@@ -6,6 +6,12 @@ low-resolution volume on its own grid), super-resolved by the CLI under ``/usr/b
 (wall time, peak memory), and every axial slice with at least 5 % foreground is scored. All
 volumes are mapped to [-1, 1] with the HR's robust percentiles (inside the mask) before scoring.
 
+Besides ``metrics.csv``, ``sr_volume_eval.json`` in ``--out`` records the commands, the git
+commit, the ``sr`` process's wall time and peak RSS, the sampling throughput and the mean
+masked/whole PSNR and SSIM per method. The throughput counts only the slices that went through
+the network (``network_slices``: constant background slices are copied, not sampled), per second
+of sampling time as ``ressrdiff sr`` reports it (reading, re-gridding and writing excluded).
+
     python benchmarks/sr_volume_eval.py --checkpoint runs/default-cpu/last.pt --out runs/eval
 """
 
@@ -13,9 +19,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
+import os
 import re
+import shlex
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +36,7 @@ import torch
 from ressrdiff.data.degrade import downsample, regrid
 from ressrdiff.data.intensity import robust_volume
 from ressrdiff.data.io import read_volume, write_volume
+from ressrdiff.data.masks import read_mask
 from ressrdiff.data.prepare import prepare_dataset
 from ressrdiff.methods import load_method
 from ressrdiff.metrics import MetricSuite, score_table, summarise
@@ -34,7 +46,45 @@ def _arr(img: sitk.Image) -> np.ndarray:
     return sitk.GetArrayFromImage(img).astype(np.float64)  # (z, y, x)
 
 
+def _seconds(clock: str) -> float:
+    """``/usr/bin/time -v``'s elapsed time (``h:mm:ss`` or ``m:ss.ss``) in seconds."""
+    total = 0.0
+    for part in clock.split(":"):
+        total = 60.0 * total + float(part)
+    return total
+
+
+def _git_commit() -> str | None:
+    """The repository's HEAD commit (``+dirty`` when tracked files differ), or None."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True
+        )
+        if head.returncode:
+            return None
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+        )
+    except OSError:
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def _write_json(obj: dict, path: Path) -> None:
+    """Write ``obj`` to ``path`` atomically (a temporary file beside it, then os.replace)."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(json.dumps(obj, indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def main() -> None:
+    t_start = time.perf_counter()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--out", default="runs/eval")
@@ -48,7 +98,7 @@ def main() -> None:
     rows = list(csv.DictReader(open(root / "manifest.csv", encoding="utf-8")))
     test = next(r for r in rows if r["role"] == "test")
     hr = read_volume(root / test["hr_path"])
-    mask_img = read_volume(root / test["mask_path"], ndim=3) if test.get("mask_path") else None
+    mask_img = read_mask(root / test["mask_path"], hr) if test.get("mask_path") else None
     method = load_method(args.checkpoint)
     preset = method.cfg.data.preset
     lr = downsample(hr, preset)
@@ -82,6 +132,14 @@ def main() -> None:
     wall = re.search(r"Elapsed \(wall clock\) time.*: (\S+)", r.stderr).group(1)
     rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stderr).group(1))
     summary_line = [ln for ln in r.stdout.splitlines() if ln.startswith("ressrdiff sr")]
+    summary = summary_line[0] if summary_line else ""
+    n_slices = re.search(r"(\d+) slices along", summary)
+    n_const = re.search(r"(\d+) constant copied", summary)
+    sampling = re.search(r"([\d.]+) s sampling", summary)
+    if n_slices is None or sampling is None:
+        sys.exit(f"cannot read the slice count and sampling time from: {summary!r}")
+    network_slices = int(n_slices.group(1)) - (int(n_const.group(1)) if n_const else 0)
+    sampling_s = float(sampling.group(1))
 
     sr = read_volume(sr_path)
     vols = {
@@ -126,7 +184,7 @@ def main() -> None:
     )
     print(
         f"ressrdiff sr --lr --steps {args.steps}: wall {wall}, peak RSS "
-        f"{rss_kb / 2**20:.2f} GiB; {summary_line[0] if summary_line else ''}"
+        f"{rss_kb / 2**20:.2f} GiB; {summary}"
     )
     print(f"LPIPS: {suite.lpips_status}")
     piv = s.pivot_table(index="method", columns=["region", "metric"], values="mean")
@@ -143,6 +201,36 @@ def main() -> None:
             f"PSNR res-srdiff minus B-spline ({region}): {diff.mean():+.2f} dB, better on "
             f"{int((diff > 0).sum())}/{len(diff)} slices"
         )
+
+    means = df[df.metric.isin(["psnr", "ssim"])].groupby(["method", "region", "metric"])["value"]
+    scores: dict[str, dict[str, dict[str, float]]] = {}
+    for (name, region, metric), value in means.mean().items():
+        scores.setdefault(name, {}).setdefault(region, {})[metric] = float(value)
+    record = {
+        "command": shlex.join([sys.executable, *sys.argv]),
+        "sr_command": shlex.join(cmd),
+        "git_commit": _git_commit(),
+        "checkpoint": args.checkpoint,
+        "subject": test["subject"],
+        "preset": preset,
+        "steps": args.steps,
+        "batch": args.batch,
+        "threads": torch.get_num_threads(),
+        "sr_wall_s": _seconds(wall),
+        "sr_peak_rss_bytes": rss_kb * 1024,
+        "sr_sampling_s": sampling_s,
+        "slices": int(n_slices.group(1)),
+        "network_slices": network_slices,
+        "network_slices_per_s": network_slices / sampling_s if sampling_s > 0 else None,
+        "slices_per_s_counts": "network_slices only (constant slices are copied, not sampled), "
+        "per second of sampling time as reported by ressrdiff sr",
+        "scored_slices": int(len(keep)),
+        "mean_over_slices": scores,  # method -> region (mask | whole) -> psnr | ssim
+        "lpips": suite.lpips_status,
+        "benchmark_wall_s": time.perf_counter() - t_start,
+    }
+    _write_json(record, out / "sr_volume_eval.json")
+    print(f"wrote {out / 'sr_volume_eval.json'}")
 
 
 if __name__ == "__main__":

@@ -108,7 +108,10 @@ class DataConfig:
 
     ``normalisation`` ('robust-volume' or 'minmax-slice') is recorded so that inference maps
     intensities as training did; None means the source's own ('robust-volume' for volumes,
-    'minmax-slice' for demo and npz)."""
+    'minmax-slice' for demo and npz). ``antialias`` smooths HR with a Gaussian before the
+    simulated down-sampling (:func:`ressrdiff.data.degrade.downsample`; off, as in the paper;
+    ignored for 'npz'). It is left out of :meth:`RunConfig.to_dict` while False, so that the
+    configs of runs and checkpoints made before it existed still compare equal."""
 
     source: str = "demo"
     path: str | None = None
@@ -119,8 +122,11 @@ class DataConfig:
     patch: int = 64
     samples_per_epoch: int | None = None
     augment: bool = True
+    antialias: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.antialias, bool):
+            raise ConfigError(f"data.antialias must be true or false, got {self.antialias!r}")
         if self.source not in ("default", "manifest", "demo", "npz"):
             raise ConfigError(f"data.source {self.source!r} unknown; use default|manifest|demo|npz")
         if self.normalisation not in (None, "robust-volume", "minmax-slice"):
@@ -210,7 +216,11 @@ class RunConfig:
         return cfg
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """A plain dict; ``data.antialias`` appears only when True (see :class:`DataConfig`)."""
+        d = asdict(self)
+        if not d["data"]["antialias"]:
+            del d["data"]["antialias"]
+        return d
 
     def replace(self, **overrides: Any) -> RunConfig:
         """Apply dotted overrides such as ``{"train.steps": 20}``."""

@@ -15,7 +15,7 @@ EPILOG = """examples:
 An entry is a reference (nearest, bspline) or LABEL=CHECKPOINT[@STEPS]. SR volumes are cached
 under OUT/volumes, per-entry tables and provenance under OUT/metrics, and the combined table is
 OUT/metrics.csv. Entries already scored with the same checkpoint, data and settings are read
-back, not recomputed."""
+back, not recomputed. All subjects and checkpoints are checked before anything is written."""
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -34,6 +34,7 @@ def _run(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.quiet,
         suite=MetricSuite(args.device, lpips="off" if args.no_lpips else "auto"),
+        antialias=args.antialias,
     )
     s = summarise(df)
     piv = s.pivot_table(index="method", columns=["region", "metric"], values="mean")
@@ -55,6 +56,11 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     e.add_argument("--out", default="runs/eval", help="output folder (default runs/eval)")
     e.add_argument("--data", default=None, help="folder or CSV manifest (default: default set)")
     e.add_argument("--preset", default="brain-4x", help="degradation preset (default brain-4x)")
+    e.add_argument(
+        "--antialias",
+        action="store_true",
+        help="Gaussian-smooth HR before the simulated down-sampling (default off, as the paper)",
+    )
     e.add_argument("--seed", type=int, default=0)
     e.add_argument(
         "--max-slices", type=int, default=None, help="score N evenly spread slices per subject"

@@ -1,9 +1,16 @@
 """The evaluation runner: super-resolve the test subjects with every method and score them.
 
 For each test subject the HR volume is down-sampled with the preset (a genuinely low-resolution
-volume on its own grid), every entry super-resolves it back onto the HR grid, and the per-slice
-metrics go into one tidy table (subject, slice, method, region, metric, value). Two reference
-entries need no checkpoint: ``nearest`` and ``bspline`` re-gridding of the LR (SimpleITK).
+volume on its own grid; ``antialias`` smooths first), every entry super-resolves it back onto
+the HR grid, and the per-slice metrics go into one tidy table (subject, slice, method, region,
+metric, value). Two reference entries need no checkpoint: ``nearest`` and ``bspline``
+re-gridding of the LR (SimpleITK). A manifest's ``lr_path`` replaces the simulated LR; it must lie
+on the HR grid (used as is) or on the preset's LR grid of the HR (re-gridded), and a
+``mask_path`` must be a binary mask on the HR grid (:func:`ressrdiff.data.masks.read_mask`).
+
+Every input is checked before anything is written: all subjects are read and every checkpoint
+that is not cached is loaded and checked against the preset, so a bad subject or checkpoint
+stops the run with a one-line error naming the file and leaves ``out_dir`` as it was.
 
 Outputs under ``out_dir``:
 
@@ -12,9 +19,11 @@ Outputs under ``out_dir``:
   holding its provenance (checkpoint sha256, data sha256, package version, steps, seed);
 * ``metrics.csv`` and ``provenance.json``: all entries together.
 
-Resumable: an entry whose table exists with the same provenance is read, not recomputed. All
-volumes are scored after the same mapping to [-1, 1] (the HR's robust percentiles, upper end
-inside the mask), on the slices with at least ``min_foreground`` of mask.
+Resumable: an entry whose table exists with the same provenance (checkpoint and data sha256,
+preset, antialias, seed, slice choice, package version, LPIPS, SSIM pooling, devices) and whose
+SR volumes are all present is read, not recomputed. All volumes are scored after the same
+mapping to [-1, 1] (the HR's robust percentiles, upper end inside the mask), on the slices with
+at least ``min_foreground`` of mask.
 """
 
 from __future__ import annotations
@@ -33,11 +42,11 @@ import SimpleITK as sitk
 import torch
 
 from . import __version__
-from .data.degrade import downsample, regrid
+from .data.degrade import downsample, grid_text, lr_grid, regrid, same_grid
 from .data.intensity import robust_volume
-from .data.io import read_volume, write_volume
+from .data.io import VolumeError, read_volume, write_volume
 from .data.manifest import SubjectEntry, assign_roles, read_subjects
-from .data.masks import otsu_mask
+from .data.masks import otsu_mask, read_mask
 from .data.prepare import file_sha256
 from .metrics import MetricSuite, score_table
 
@@ -133,43 +142,86 @@ class _Subject:
     lo: float
     hi: float
     sha: dict[str, str] = field(default_factory=dict)
+    lr_on_hr_grid: bool = False  # a given LR already on the HR grid: used as is
     _regridded: dict[str, sitk.Image] = field(default_factory=dict)
 
     def regridded(self, interpolator: str) -> sitk.Image:
         """The LR re-gridded onto the HR grid (computed once per interpolator)."""
+        if self.lr_on_hr_grid:
+            return self.lr
         if interpolator not in self._regridded:
             self._regridded[interpolator] = regrid(self.lr, self.hr, interpolator)
         return self._regridded[interpolator]
 
 
+def _given_lr(e: SubjectEntry, hr: sitk.Image, preset: str) -> tuple[sitk.Image, bool]:
+    """The manifest's LR and whether it is on the HR grid; a one-line :class:`VolumeError`
+    naming both files when it is on neither the HR grid nor the preset's LR grid of the HR."""
+    lr = sitk.Cast(read_volume(e.lr_path, ndim=3), sitk.sitkFloat32)
+    if same_grid(lr, hr):
+        return lr, True
+    expected = lr_grid(hr, preset)
+    if same_grid(lr, expected):
+        return lr, False
+    raise VolumeError(
+        f"{e.lr_path} and {e.hr_path}: the LR is on neither the HR grid nor the {preset!r} LR "
+        f"grid of the HR (LR: {grid_text(lr)}; HR: {grid_text(hr)}; {preset} LR grid: "
+        f"{grid_text(expected)})"
+    )
+
+
 def _load_subject(
-    e: SubjectEntry, preset: str, min_foreground: float, axis: int, max_slices: int | None
+    e: SubjectEntry,
+    preset: str,
+    min_foreground: float,
+    axis: int,
+    max_slices: int | None,
+    antialias: bool = False,
 ) -> _Subject:
     if axis != 2:
         raise ValueError("evaluate: only axial slices (axis z = 2) are scored for now")
     hr = sitk.Cast(read_volume(e.hr_path, ndim=3), sitk.sitkFloat32)
     if e.mask_path is not None:
-        m_img = read_volume(e.mask_path, ndim=3)
+        m_img = read_mask(e.mask_path, hr, reference_name=str(e.hr_path))
     else:
         m_img = otsu_mask(hr)
     m = sitk.GetArrayFromImage(m_img) > 0
-    if m.shape != _arr(hr).shape:
-        raise ValueError(f"{e.mask_path}: mask grid {m.shape} differs from {e.hr_path}")
-    if not m.any():
-        raise ValueError(f"{e.mask_path or e.hr_path}: the mask is empty")
     keep = np.flatnonzero(m.reshape(len(m), -1).mean(axis=1) >= min_foreground)
     if max_slices is not None and keep.size > max_slices:  # evenly spread, first and last kept
         keep = keep[np.round(np.linspace(0, keep.size - 1, max_slices)).astype(int)]
+    if keep.size == 0:
+        raise VolumeError(
+            f"{e.mask_path or e.hr_path}: no axial slice has {min_foreground:.0%} foreground"
+        )
     _, params = robust_volume(_arr(hr), mask=m)
-    lr = sitk.Cast(read_volume(e.lr_path, ndim=3), sitk.sitkFloat32) if e.lr_path else None
     sha = {"hr": file_sha256(e.hr_path)}
     if e.mask_path is not None:
         sha["mask"] = file_sha256(e.mask_path)
-    if lr is None:
-        lr = downsample(hr, preset)
+    on_hr = False
+    if e.lr_path is None:
+        lr = downsample(hr, preset, antialias=antialias)
     else:
+        lr, on_hr = _given_lr(e, hr, preset)
         sha["lr"] = file_sha256(e.lr_path)
-    return _Subject(e, hr, lr, m, keep, float(params.lo), float(params.hi), sha)
+    return _Subject(e, hr, lr, m, keep, float(params.lo), float(params.hi), sha, on_hr)
+
+
+def _cached(info: dict, out: Path, label: str, subjects: list[_Subject]) -> dict | None:
+    """The stored provenance of ``label`` when its table, provenance and every SR volume exist
+    and the provenance matches ``info``; else None."""
+    table_path = out / "metrics" / f"{label}.csv"
+    info_path = out / "metrics" / f"{label}.json"
+    if not (table_path.is_file() and info_path.is_file()):
+        return None
+    if not all((out / "volumes" / s.entry.subject / f"{label}.nii.gz").is_file() for s in subjects):
+        return None
+    try:
+        old = json.loads(info_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(old, dict) or {k: old.get(k) for k in info} != info:
+        return None
+    return old
 
 
 def _sr_volume(entry: Entry, subj: _Subject, method, seed: int, batch: int, progress: bool):
@@ -222,51 +274,70 @@ def evaluate(
     device: str = "cpu",
     progress: bool = True,
     suite: MetricSuite | None = None,
+    antialias: bool = False,
     log=print,
 ) -> pd.DataFrame:
     """Run every entry on every test subject (see the module docstring); returns the table.
 
-    Checkpoints must have been trained for ``preset`` (checked). ``data``: None for the
-    prepared default data set, else a folder or CSV manifest. ``max_slices`` scores an evenly
-    spread subset of each subject's slices (a CPU budget knob; None: all).
+    Checkpoints must have been trained for ``preset`` (checked, with every subject, before
+    anything is written). ``data``: None for the prepared default data set, else a folder or CSV
+    manifest. ``max_slices`` scores an evenly spread subset of each subject's slices (a CPU
+    budget knob; None: all). ``antialias`` smooths HR before the simulated down-sampling.
     """
+    from .inference import check_preset, load_sr_method
+
     labels = [e.label for e in entries]
     if len(set(labels)) != len(labels):
         raise ValueError(f"evaluate: duplicate entry labels in {labels}")
     out = Path(out_dir)
-    (out / "metrics").mkdir(parents=True, exist_ok=True)
+    # -- every check first: nothing is written before all inputs have been read ----------------
     subjects = [
-        _load_subject(e, preset, min_foreground, axis, max_slices) for e in test_subjects(data)
+        _load_subject(e, preset, min_foreground, axis, max_slices, antialias)
+        for e in test_subjects(data)
     ]
     suite = suite or MetricSuite()
-    tables, prov = [], {}
+    infos: dict[str, dict] = {}
+    cached: dict[str, dict] = {}
+    methods: dict[str, object] = {}
     for entry in entries:
         info = {
             "entry": asdict(entry),
             "checkpoint_sha256": file_sha256(entry.checkpoint) if entry.checkpoint else None,
             "data_sha256": {s.entry.subject: s.sha for s in subjects},
             "preset": preset,
+            "antialias": bool(antialias),
             "seed": seed,
             "min_foreground": min_foreground,
             "max_slices": max_slices,
             "ressrdiff": __version__,
             "lpips": suite.lpips_status,
+            "ssim_downsample": bool(suite.ssim_downsample),
+            "device": str(torch.device(device)),
+            "metrics_device": str(suite.device),
         }
-        table_path = out / "metrics" / f"{entry.label}.csv"
-        info_path = out / "metrics" / f"{entry.label}.json"
-        if table_path.is_file() and info_path.is_file():
-            old = json.loads(info_path.read_text(encoding="utf-8"))
-            if {k: old.get(k) for k in info} == info:
-                log(f"evaluate: {entry.label}: cached ({table_path})")
-                tables.append(pd.read_csv(table_path))
-                prov[entry.label] = old
-                continue
-        method = None
-        if entry.checkpoint is not None:
-            from .inference import check_preset, load_sr_method
-
+        infos[entry.label] = info
+        old = _cached(info, out, entry.label, subjects)
+        if old is not None:
+            cached[entry.label] = old
+        elif entry.checkpoint is not None:
             method = load_sr_method(entry.checkpoint, device=device)
             check_preset(method, preset, entry.checkpoint)
+            methods[entry.label] = method
+
+    # -- compute what is not cached ----------------------------------------------------------
+    (out / "metrics").mkdir(parents=True, exist_ok=True)
+    tables, prov = [], {}
+    for entry in entries:
+        info = infos[entry.label]
+        table_path = out / "metrics" / f"{entry.label}.csv"
+        info_path = out / "metrics" / f"{entry.label}.json"
+        if entry.label in cached:
+            log(f"evaluate: {entry.label}: cached ({table_path})")
+            tables.append(pd.read_csv(table_path))
+            prov[entry.label] = cached[entry.label]
+            continue
+        method = methods.pop(entry.label, None)
+        if method is not None:
             info["method"] = method.name
             info["trained_step"] = getattr(method, "trained_step", None)
         per_subject = []

@@ -257,9 +257,16 @@ class SRReport:
 
     @property
     def slices_per_second(self) -> float:
-        """Slices per second of sampling time."""
+        """Slices per second of sampling time, constant (copied) slices included."""
         t = self.sampling_seconds
         return self.slices / t if t > 0 else float("inf")
+
+    @property
+    def network_slices_per_second(self) -> float:
+        """Slices that went through the network per second of sampling time (the honest
+        throughput: constant slices are copied, not sampled)."""
+        t = self.sampling_seconds
+        return self.network_slices / t if t > 0 else float("inf")
 
 
 def super_resolve_file(

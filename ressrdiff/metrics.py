@@ -7,8 +7,17 @@ Conventions (see ``shared/notes/evaluation-conventions.md``):
   (clamped) and scores PSNR, SSIM and GMSD with ``data_range = 1``, as the authors do with piq.
   The low-level :func:`psnr`, :func:`ssim` and :func:`gmsd` take images already in
   ``[0, data_range]``. LPIPS takes [-1, 1] directly.
-* SSIM and GMSD are our own implementations of piq 0.8.0's definitions (tested against piq), so
-  piq is only needed by the tests. Computations run in float64.
+* PSNR, SSIM and GMSD are the package's own implementations of piq 0.8.0's definitions, not
+  calls into piq, because piq returns only pooled per-image values (``reduction='none'`` at
+  most; ``piq.ssim(full=True)`` adds the pooled contrast-structure term, not a map): it exposes
+  no per-pixel SSIM or GMS map, and the masked variants below need those maps.
+  Agreement with piq is tested, unmasked, in ``tests/test_metrics_quality.py``
+  (``test_ssim_and_gmsd_match_piq``: SSIM with ``downsample=False`` and GMSD to an absolute
+  1e-5, for float64 and float32 inputs; ``test_ssim_downsample_reproduces_piq_default``: SSIM
+  with piq's default pooling to 1e-5) and in ``tests/test_metrics_suite.py`` (the
+  :class:`MetricSuite` scores: SSIM and GMSD to 1e-5, PSNR to 1e-4 dB since piq adds 1e-8 to
+  the MSE, in ``test_score_uses_unit_range_and_masks``). So piq is only needed by the tests.
+  Computations run in float64.
 * Masked variants (``mask`` boolean, same shape as the images, non-zero = inside) average the
   metric's map over the masked pixels only; where a mask selects nothing the value is NaN (the
   low-level :func:`psnr` keeps its historical behaviour, :meth:`MetricSuite.score` gives NaN).

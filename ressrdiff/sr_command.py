@@ -117,7 +117,8 @@ def run_sr(args: argparse.Namespace) -> int:
     const = f", {n_const} constant copied" if n_const else ""
     msg = (
         f"ressrdiff sr: {report.slices} slices along {'xyz'[report.axis]}{const}; "
-        f"{report.seconds:.1f} s wall, {report.slices_per_second:.2f} slices/s sampling; "
+        f"{report.seconds:.1f} s wall, {report.sampling_seconds:.2f} s sampling, "
+        f"{report.network_slices_per_second:.2f} network slices/s; "
         f"wrote {report.output} ({'x'.join(map(str, report.size))})"
     )
     if report.std_output is not None:

@@ -131,6 +131,8 @@ class Trainer:
         self.cfg = cfg
         self.out = Path(out_dir)
         self.dist, self.device = _init_distributed(cfg.train.device)
+        # the data first: bad data must fail before the run folder exists
+        self.dataset = dataset if dataset is not None else build_dataset(cfg)
         if self.dist.main:
             self.out.mkdir(parents=True, exist_ok=True)
             for stale in self.out.glob(".*.pt.*.tmp"):  # left by a kill during a write
@@ -141,7 +143,6 @@ class Trainer:
         self.cuda = self.device.type == "cuda"
         if self.cuda and cfg.train.channels_last:
             self.method = self.method.to(memory_format=torch.channels_last)
-        self.dataset = dataset if dataset is not None else build_dataset(cfg)
         t = cfg.train
         # one RAdam + schedule per parameter group (one group, "loss", unless the method is
         # adversarial); groups are stepped in the method's order, each on its own loss term

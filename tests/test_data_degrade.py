@@ -11,6 +11,7 @@ from ressrdiff.data.degrade import (
     check_same_grid,
     degrade,
     downsample,
+    lr_grid,
     regrid,
     same_grid,
 )
@@ -66,6 +67,11 @@ def test_lr_grid_keeps_field_of_view() -> None:
     hr_edge = hr.TransformContinuousIndexToPhysicalPoint((N - 0.5,) * 3)
     lr_edge = lr.TransformContinuousIndexToPhysicalPoint((N // 4 - 0.5,) * 3)
     np.testing.assert_allclose(hr_edge, lr_edge, atol=1e-9)
+    # lr_grid is that grid without the resampling, for checking a given LR file
+    for factors in (4, "prostate", (2, 3, 1)):
+        ref = lr_grid(hr, factors)
+        assert same_grid(ref, downsample(hr, factors), tol=0.0)
+        assert ref.GetPixelID() == sitk.sitkFloat32
 
 
 def test_no_systematic_shift_and_naive_origin_fails() -> None:

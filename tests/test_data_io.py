@@ -136,6 +136,8 @@ def test_bad_inputs_name_the_file(tmp_path: Path) -> None:
     const = tmp_path / "const.nrrd"
     sitk.WriteImage(sitk.GetImageFromArray(np.full((4, 5, 6), 7, np.int16)), str(const))
     assert "constant" in _error(const)
+    # allowed on request (a mask covering every voxel), other checks still apply
+    assert read_volume(const, allow_constant=True).GetSize() == (6, 5, 4)
 
     empty = tmp_path / "empty.mha"
     empty.touch()

@@ -298,3 +298,64 @@ def test_orientation_option_reorients_after_simulation(tmp_path: Path) -> None:
     # the preset's factors (3, 3, 2) act on the stored axes (x=L 0.66, y=I 1.5, z=A 0.66 mm)
     np.testing.assert_allclose(info["lr_spacing_xyz"], (1.98, 1.32, 4.5), atol=1e-6)
     assert pairs.shape[1:] == (45, 48)
+
+
+def test_data_config_antialias_reaches_the_simulated_lr(tmp_path: Path) -> None:
+    """``data.antialias`` is passed to load_pairs; a config without the field (an older
+    checkpoint's) loads with False, and False is left out of ``to_dict`` so such configs still
+    compare equal."""
+    from conftest import tiny_config
+
+    from ressrdiff.config import ConfigError, RunConfig
+    from ressrdiff.data.training_data import paired_slices_from_config
+
+    write_volume(blob((16, 30, 26), seed=1), tmp_path / "a.nii.gz")
+    write_volume(blob((16, 24, 20), seed=2), tmp_path / "b.nii.gz")
+    _write_csv(
+        tmp_path / "m.csv",
+        [
+            {"subject": "a", "hr_path": "a.nii.gz", "role": "train"},
+            {"subject": "b", "hr_path": "b.nii.gz", "role": "test"},
+        ],
+    )
+    base = tiny_config(**{"data.source": "manifest", "data.path": str(tmp_path / "m.csv")})
+    assert base.data.antialias is False and "antialias" not in base.to_dict()["data"]
+    smooth = base.replace(**{"data.antialias": True})
+    assert smooth.to_dict()["data"]["antialias"] is True
+    assert RunConfig.from_dict(smooth.to_dict()).data.antialias is True
+    old = base.to_dict()  # what a checkpoint written before the field holds
+    assert RunConfig.from_dict(old).to_dict() == old
+    with pytest.raises(ConfigError, match="data.antialias"):
+        base.replace(**{"data.antialias": "yes"})
+
+    plain, aa = (paired_slices_from_config(c.data) for c in (base, smooth))
+    assert plain.meta["antialias"] is False and aa.meta["antialias"] is True
+    np.testing.assert_array_equal(plain.hr, aa.hr)
+    assert not np.allclose(plain.lr, aa.lr)
+    # the same as asking load_pairs directly
+    direct = load_pairs(tmp_path / "m.csv", "train", antialias=True)
+    np.testing.assert_array_equal(direct.lr, aa.lr)
+
+
+def test_trainer_with_bad_data_leaves_no_run_folder(tmp_path: Path) -> None:
+    from conftest import tiny_config
+
+    from ressrdiff.training import Trainer
+
+    data = tmp_path / "data"
+    data.mkdir()
+    bad = sitk.GetArrayFromImage(blob(seed=1))
+    bad[3, 4, 5] = np.nan
+    sitk.WriteImage(sitk.GetImageFromArray(bad), str(data / "a.nii.gz"))
+    write_volume(blob(seed=2), data / "b.nii.gz")
+    rows = [
+        {"subject": "a", "hr_path": "a.nii.gz", "role": "train"},
+        {"subject": "b", "hr_path": "b.nii.gz", "role": "test"},
+    ]
+    cfg = tiny_config(
+        **{"data.source": "manifest", "data.path": str(_write_csv(data / "m.csv", rows))}
+    )
+    run = tmp_path / "run"
+    with pytest.raises(VolumeError, match="NaN"):
+        Trainer(cfg, run, progress=False)
+    assert not run.exists()

@@ -93,6 +93,15 @@ def test_mask_file_checks(tmp_path: Path) -> None:
     with pytest.raises(VolumeError, match="not found"):
         read_mask(tmp_path / "absent.nii.gz", img)
 
+    # a mask covering every voxel (any one positive level) is valid: everything is inside
+    full = sitk.Image(good.GetSize(), sitk.sitkUInt8) + 3
+    full.CopyInformation(img)
+    got = read_mask(write_volume(full, tmp_path / "full_mask.nii.gz"), img)
+    assert sitk.GetArrayViewFromImage(got).all() and sitk.GetArrayViewFromImage(got).max() == 1
+    negative = sitk.Cast(full, sitk.sitkInt16) * -1
+    with pytest.raises(VolumeError, match="not binary"):
+        read_mask(write_volume(negative, tmp_path / "negative_mask.nii.gz"), img)
+
 
 def test_foreground_mask_dispatch(tmp_path: Path) -> None:
     img, truth = head_phantom()

@@ -45,10 +45,10 @@ def setup(tmp_path_factory):
 
 def _run(root, entries, out, **kw):
     logs: list[str] = []
+    kw.setdefault("data", root / "manifest.csv")
     df = evaluate(
         entries,
         out,
-        data=root / "manifest.csv",
         progress=False,
         suite=MetricSuite(lpips="off"),
         log=logs.append,
@@ -127,6 +127,7 @@ def test_cli_eval_writes_the_table(setup, tmp_path, capsys):
         str(root / "manifest.csv"),
         "--max-slices",
         "3",
+        "--antialias",
     ]
     assert cli_main([*argv, "--out", str(tmp_path / "o"), "--no-lpips", "--quiet"]) == 0
     out = capsys.readouterr().out
@@ -134,6 +135,8 @@ def test_cli_eval_writes_the_table(setup, tmp_path, capsys):
     df = pd.read_csv(tmp_path / "o" / "metrics.csv")
     assert set(df["method"]) == {"nearest", "tiny"}
     assert df.groupby("subject")["slice"].nunique().max() == 3  # --max-slices
+    prov = json.loads((tmp_path / "o" / "provenance.json").read_text(encoding="utf-8"))
+    assert prov["nearest"]["antialias"] is True and prov["tiny"]["antialias"] is True
 
 
 def test_test_volume_shape_cuts_along_the_chosen_axis(tmp_path):
@@ -143,3 +146,147 @@ def test_test_volume_shape_cuts_along_the_chosen_axis(tmp_path):
     man.write_text("subject,hr_path,role\nb,b.nii.gz,train\na,a.nii.gz,test\n", encoding="utf-8")
     assert evaluation.test_volume_shape(man, axis=2) == (8, 16, 20)  # axial: z slices of y x x
     assert evaluation.test_volume_shape(man, axis=0) == (20, 8, 16)  # sagittal: x slices, z x y
+
+
+def _manifest(tmp_path, root, **cols) -> str:
+    """A new one-test-subject manifest (s1 of ``setup``) in ``tmp_path``, with extra columns
+    such as mask_path."""
+    extra = "".join(f",{k}" for k in cols)
+    values = "".join(f",{v}" for v in cols.values())
+    man = tmp_path / f"manifest_{len(list(tmp_path.glob('manifest_*.csv')))}.csv"
+    man.write_text(
+        f"subject,hr_path,role{extra}\ns1,{root / 's1.nii.gz'},test{values}\n", encoding="utf-8"
+    )
+    return str(man)
+
+
+def _like(img: sitk.Image, arr: np.ndarray) -> sitk.Image:
+    out = sitk.GetImageFromArray(arr)
+    out.CopyInformation(img)
+    return out
+
+
+def test_bad_inputs_are_one_line_errors_and_write_nothing(setup, tmp_path):
+    """Every subject and every checkpoint is checked before OUT is created: a wrong checkpoint
+    after a reference, an empty mask, a mask or an LR on another grid."""
+    root, ckpt = setup
+    hr = sitk.ReadImage(str(root / "s1.nii.gz"))
+    c = load_checkpoint(ckpt)
+    c["config"]["data"]["preset"] = "prostate"
+    other = tmp_path / "prostate.pt"
+    save_checkpoint(other, {k: v for k, v in c.items() if k != "format"})
+    empty = tmp_path / "empty_mask.nii.gz"
+    sitk.WriteImage(_like(hr, np.zeros(sitk.GetArrayFromImage(hr).shape, np.uint8)), str(empty))
+    shifted_mask = tmp_path / "shifted_mask.nii.gz"
+    m = _like(hr, np.ones(sitk.GetArrayFromImage(hr).shape, np.uint8))
+    m.SetOrigin((0.0, 0.0, 3.0))
+    sitk.WriteImage(m, str(shifted_mask))
+    lr = evaluation.downsample(hr, "brain-4x")
+    odd = tmp_path / "lr_2x.nii.gz"  # a x2 LR grid: neither the HR nor the brain-4x LR grid
+    sitk.WriteImage(evaluation.downsample(hr, 2), str(odd))
+    shifted_lr = tmp_path / "lr_shifted.nii.gz"
+    lr.SetOrigin((9.0, 9.0, 9.0))
+    sitk.WriteImage(lr, str(shifted_lr))
+    s1 = str(root / "s1.nii.gz")
+    cases = {
+        "checkpoint after nearest": (
+            [Entry("nearest"), Entry("p", str(other))],
+            root / "manifest.csv",
+            [str(other), "trained for preset 'prostate'"],
+        ),
+        "empty mask": (
+            [Entry("nearest")],
+            _manifest(tmp_path, root, mask_path=empty),
+            [str(empty), "empty mask"],
+        ),
+        "mask on another grid": (
+            [Entry("nearest")],
+            _manifest(tmp_path, root, mask_path=shifted_mask),
+            [str(shifted_mask), s1, "grids differ"],
+        ),
+        "LR on another grid": (
+            [Entry("nearest")],
+            _manifest(tmp_path, root, lr_path=odd),
+            [str(odd), s1, "neither the HR grid nor the 'brain-4x' LR grid"],
+        ),
+        "LR shifted": (
+            [Entry("nearest")],
+            _manifest(tmp_path, root, lr_path=shifted_lr),
+            [str(shifted_lr), s1],
+        ),
+    }
+    out = tmp_path / "out"
+    for name, (entries, data, expect) in cases.items():
+        with pytest.raises((ValueError, CheckpointError)) as info:
+            evaluate(entries, out, data=data, progress=False, suite=MetricSuite(lpips="off"))
+        msg = str(info.value)
+        assert "\n" not in msg, (name, msg)
+        for text in expect:
+            assert text in msg, (name, msg)
+        assert not out.exists(), f"{name}: {sorted(p.name for p in out.rglob('*'))}"
+
+
+def test_given_lr_on_either_grid_and_a_full_mask(setup, tmp_path):
+    """A manifest LR on the brain-4x LR grid is re-gridded like the simulated one; an LR on the
+    HR grid is used as is (nearest = that LR); a mask covering every voxel is accepted."""
+    root, _ = setup
+    hr = sitk.ReadImage(str(root / "s1.nii.gz"))
+    lr = evaluation.downsample(hr, "brain-4x")
+    lr_file, on_hr_file = tmp_path / "lr.nii.gz", tmp_path / "lr_hr_grid.nii.gz"
+    sitk.WriteImage(lr, str(lr_file))
+    on_hr = evaluation.regrid(lr, hr, "bspline")
+    sitk.WriteImage(on_hr, str(on_hr_file))
+    full = tmp_path / "full_mask.nii.gz"
+    sitk.WriteImage(_like(hr, np.ones(sitk.GetArrayFromImage(hr).shape, np.uint8)), str(full))
+
+    sim, _ = _run(root, [Entry("nearest")], tmp_path / "sim", data=_manifest(tmp_path, root))
+    man = _manifest(tmp_path, root, lr_path=lr_file)
+    given, _ = _run(root, [Entry("nearest")], tmp_path / "given", data=man)
+    pd.testing.assert_frame_equal(sim, given)  # the same LR, given or simulated
+    man = _manifest(tmp_path, root, lr_path=on_hr_file, mask_path=full)
+    df, _ = _run(root, [Entry("nearest"), Entry("bspline")], tmp_path / "hrgrid", data=man)
+    vol = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "hrgrid/volumes/s1/nearest.nii.gz")))
+    np.testing.assert_array_equal(vol, sitk.GetArrayFromImage(on_hr))
+    assert df["slice"].nunique() == hr.GetSize()[2]  # the full mask keeps every slice
+    # whole-slice and masked scores agree when the mask is everything
+    piv = df[df.metric == "psnr"].pivot_table(
+        index=["method", "slice"], columns="region", values="value"
+    )
+    np.testing.assert_allclose(piv["mask"], piv["whole"])
+
+
+def test_cache_key_covers_ssim_pooling_antialias_and_missing_volumes(setup, tmp_path):
+    root, _ = setup
+    out = tmp_path / "out"
+    entries = [Entry("nearest")]
+    df, logs = _run(root, entries, out)
+    _, logs = _run(root, entries, out)
+    assert any("nearest: cached" in line for line in logs)
+    prov = json.loads((out / "metrics" / "nearest.json").read_text(encoding="utf-8"))
+    assert prov["ssim_downsample"] is False and prov["antialias"] is False
+    assert prov["device"] == "cpu" and prov["metrics_device"] == "cpu"
+    # another SSIM pooling: recomputed
+    logs = []
+    evaluate(
+        entries,
+        out,
+        data=root / "manifest.csv",
+        progress=False,
+        suite=MetricSuite(lpips="off", ssim_downsample=True),
+        log=logs.append,
+    )
+    assert not any("cached" in line for line in logs)
+    # anti-aliased LR: recomputed, and a different (smoother) nearest volume
+    before = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "volumes/s1/nearest.nii.gz")))
+    df_aa, logs = _run(root, entries, out, antialias=True)
+    assert not any("cached" in line for line in logs)
+    after = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "volumes/s1/nearest.nii.gz")))
+    assert not np.array_equal(before, after)
+    assert json.loads((out / "metrics" / "nearest.json").read_text())["antialias"] is True
+    # a deleted SR volume: the entry is recomputed, not read back
+    (out / "volumes" / "s2" / "nearest.nii.gz").unlink()
+    _, logs = _run(root, entries, out, antialias=True)
+    assert not any("cached" in line for line in logs)
+    assert (out / "volumes" / "s2" / "nearest.nii.gz").is_file()
+    _, logs = _run(root, entries, out, antialias=True)
+    assert any("nearest: cached" in line for line in logs)

@@ -227,8 +227,20 @@ def _bad_inputs(tmp_path) -> dict[str, tuple[str, str]]:
     nan = sitk.GetArrayFromImage(make_volume(size_xyz=(8, 8, 4)))
     nan[1, 2, 3] = np.nan
     const = sitk.GetImageFromArray(np.full((4, 8, 8), 3.0, np.float32))
+    inf = sitk.GetArrayFromImage(make_volume(size_xyz=(8, 8, 4), seed=2))
+    inf[2, 1, 0] = np.inf
+    # a truncated NIfTI: the last 100 voxel bytes are missing (ITK alone would read garbage)
+    full_nii = Path(write(make_volume(size_xyz=(8, 8, 4), seed=3), tmp_path / "full.nii"))
+    truncated = tmp_path / "truncated.nii"
+    truncated.write_bytes(full_nii.read_bytes()[:-100])
+    full_nii.unlink()
+    cut_gz = Path(write(make_volume(size_xyz=(8, 8, 4), seed=4), tmp_path / "cut.nii.gz"))
+    cut_gz.write_bytes(cut_gz.read_bytes()[:-40])  # a gzip stream cut short
     return {
         "garbage": (str(garbage), "gzip"),
+        "truncated": (str(truncated), "truncated"),
+        "truncated gzip": (str(cut_gz), "truncated"),
+        "inf": (write(sitk.GetImageFromArray(inf), tmp_path / "inf.nii.gz"), "1 Inf voxels"),
         "2d": (write(flat, tmp_path / "flat.nii.gz"), "2-D"),
         "4d": (write(vol4, tmp_path / "vol4.nii.gz"), "4-D"),
         "nan": (write(sitk.GetImageFromArray(nan), tmp_path / "nan.nii.gz"), "NaN"),

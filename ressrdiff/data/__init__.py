@@ -25,6 +25,7 @@ _EXPORTS = {
         "check_same_grid",
         "degrade",
         "downsample",
+        "lr_grid",
         "regrid",
         "same_grid",
         "upsample_slice",

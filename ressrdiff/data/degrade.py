@@ -27,11 +27,13 @@ __all__ = [
     "INTERPOLATORS",
     "resolve_factors",
     "antialias_sigmas",
+    "lr_grid",
     "downsample",
     "regrid",
     "degrade",
     "same_grid",
     "check_same_grid",
+    "grid_text",
 ]
 
 #: Down-sampling factors per axis (x, y, z). brain-4x: 0.8 mm iso -> 3.2 mm iso (7T MP2RAGE);
@@ -116,6 +118,26 @@ def _smooth(img: sitk.Image, sigmas_mm: np.ndarray) -> sitk.Image:
     return out
 
 
+def _lr_geometry(img: sitk.Image, f: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(size, spacing, origin) of the FOV-preserving LR grid of ``img`` for factors ``f``."""
+    size, spacing, origin, direction = _geometry(img)
+    lr_size = np.maximum(1, np.floor(size / f + 1e-9)).astype(np.int64)
+    return lr_size, spacing * f, origin + direction @ ((f - 1.0) / 2.0 * spacing)
+
+
+def lr_grid(img: sitk.Image, factors: str | float | Sequence[float]) -> sitk.Image:
+    """An empty float32 image on the LR grid that :func:`downsample` gives for ``img``: a cheap
+    reference for checking that a given LR volume lies on the preset's LR grid of an HR volume
+    (with :func:`same_grid`)."""
+    f = resolve_factors(factors, img.GetDimension())
+    lr_size, lr_spacing, lr_origin = _lr_geometry(img, f)
+    ref = sitk.Image([int(v) for v in lr_size], sitk.sitkFloat32)
+    ref.SetSpacing(lr_spacing.tolist())
+    ref.SetOrigin(lr_origin.tolist())
+    ref.SetDirection(img.GetDirection())
+    return ref
+
+
 def downsample(
     img: sitk.Image,
     factors: str | float | Sequence[float],
@@ -133,13 +155,11 @@ def downsample(
     """
     dim = img.GetDimension()
     f = resolve_factors(factors, dim)
-    size, spacing, origin, direction = _geometry(img)
+    _, spacing, _, _ = _geometry(img)
     src = sitk.Cast(img, sitk.sitkFloat32)
     if antialias:
         src = _smooth(src, antialias_sigmas(spacing, f))
-    lr_size = np.maximum(1, np.floor(size / f + 1e-9)).astype(np.int64)
-    lr_spacing = spacing * f
-    lr_origin = origin + direction @ ((f - 1.0) / 2.0 * spacing)
+    lr_size, lr_spacing, lr_origin = _lr_geometry(img, f)
     lo = float(sitk.GetArrayViewFromImage(src).min())
     return sitk.Resample(
         src,
@@ -206,7 +226,9 @@ def same_grid(a: sitk.Image, b: sitk.Image, tol: float = 1e-4) -> bool:
     return all(np.allclose(x, y, rtol=0.0, atol=tol) for x, y in pairs)
 
 
-def _grid_text(img: sitk.Image) -> str:
+def grid_text(img: sitk.Image) -> str:
+    """A one-line description of ``img``'s grid (size, spacing, origin) for error messages."""
+
     def fmt(v: Sequence[float]) -> str:
         return "(" + ", ".join(f"{x:.4g}" for x in v) + ")"
 
@@ -226,7 +248,7 @@ def check_same_grid(
         )
         extra = "" if same_dir else ", directions differ"
         raise VolumeError(
-            f"{names[0]} and {names[1]}: grids differ ({_grid_text(a)} vs {_grid_text(b)}{extra})"
+            f"{names[0]} and {names[1]}: grids differ ({grid_text(a)} vs {grid_text(b)}{extra})"
         )
 
 

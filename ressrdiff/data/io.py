@@ -134,8 +134,10 @@ def _nan_inf_message(path: PathLike, n_nan: int, n_inf: int) -> str:
     return f"{path}: contains {' and '.join(parts)}"
 
 
-def _check_values(arr: np.ndarray, path: PathLike, what: str) -> None:
-    """Raise VolumeError for NaN/Inf voxels or a constant array."""
+def _check_values(
+    arr: np.ndarray, path: PathLike, what: str, *, allow_constant: bool = False
+) -> None:
+    """Raise VolumeError for NaN/Inf voxels or (unless ``allow_constant``) a constant array."""
     if arr.size == 0:
         raise VolumeError(f"{path}: empty {what} (shape {arr.shape})")
     if np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.complexfloating):
@@ -144,7 +146,7 @@ def _check_values(arr: np.ndarray, path: PathLike, what: str) -> None:
         if n_nan or n_inf:
             raise VolumeError(_nan_inf_message(path, n_nan, n_inf))
     lo, hi = arr.min(), arr.max()
-    if lo == hi:
+    if lo == hi and not allow_constant:
         raise VolumeError(f"{path}: constant {what} (all voxels = {lo.item():g})")
 
 
@@ -177,7 +179,11 @@ def _squeeze_trailing(img: sitk.Image) -> sitk.Image:
 
 
 def read_volume(
-    path: PathLike, *, ndim: int | None = 3, series_id: str | None = None
+    path: PathLike,
+    *,
+    ndim: int | None = 3,
+    series_id: str | None = None,
+    allow_constant: bool = False,
 ) -> sitk.Image:
     """Read a scalar volume (NIfTI, MHA/MHD, NRRD, or a DICOM series folder).
 
@@ -186,7 +192,8 @@ def read_volume(
     voxels along every axis); ``ndim=2`` requires a 2-D image; ``ndim=None`` accepts 2-D or 3-D.
     NIfTI files are also checked against their own header on the raw bytes, because ITK silently
     reads a truncated NIfTI and turns NaN voxels into 0. A folder is read as a DICOM series
-    (``series_id`` picks one when the folder holds several).
+    (``series_id`` picks one when the folder holds several). ``allow_constant`` accepts a
+    constant volume (a mask that covers every voxel, say).
 
     Raises:
         VolumeError: one line ``"{path}: {problem}"`` for a missing file, an unreadable, corrupt
@@ -234,7 +241,7 @@ def read_volume(
         arr = sitk.GetArrayViewFromImage(img)
     except RuntimeError as exc:  # e.g. a pixel type numpy cannot view
         raise VolumeError(f"{path}: unsupported pixel type: {_one_line(str(exc))}") from None
-    _check_values(arr, path, "volume" if dim == 3 else "image")
+    _check_values(arr, path, "volume" if dim == 3 else "image", allow_constant=allow_constant)
     return img
 
 

@@ -82,21 +82,15 @@ def read_mask(
 ) -> sitk.Image:
     """Read a mask file and check it against ``reference``; return it as uint8 0/1.
 
-    Any positive value counts as inside. Raises :class:`VolumeError` (one line naming the file)
-    when the file cannot be read, is on another grid than ``reference``, is not binary (more than
-    two distinct values, or values other than 0 and one positive level) or is empty.
+    Any positive value counts as inside; a mask that covers every voxel is valid (everything is
+    foreground). Raises :class:`VolumeError` (one line naming the file) when the file cannot be
+    read, is on another grid than ``reference``, is not binary (more than two distinct values,
+    or values other than 0 and one positive level) or is empty.
     """
     p = Path(path)
     if not p.exists():
         raise VolumeError(f"{path}: mask file not found")
-    try:
-        img = read_volume(p, ndim=3)
-    except VolumeError as exc:
-        if "constant volume (all voxels = 0)" in str(exc):
-            raise VolumeError(f"{path}: empty mask (no voxel > 0)") from None
-        if "constant volume" in str(exc):
-            raise VolumeError(f"{path}: mask covers every voxel (constant volume)") from None
-        raise
+    img = read_volume(p, ndim=3, allow_constant=True)
     check_same_grid(img, reference, names=(str(path), reference_name))
     arr = sitk.GetArrayViewFromImage(img)
     values = np.unique(arr)

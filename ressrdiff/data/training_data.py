@@ -35,9 +35,12 @@ def load_npz_pairs(path: str | Path) -> PairedSlices:
 
 
 def paired_slices_from_config(data: Any, seed: int = 0) -> PairedSlices:
-    """The training slices for ``data`` (a :class:`ressrdiff.config.DataConfig`)."""
+    """The training slices for ``data`` (a :class:`ressrdiff.config.DataConfig`); the LR is
+    simulated with ``data.antialias`` (a config without the field: False)."""
+    antialias = bool(getattr(data, "antialias", False))
     if data.source == "demo":
-        return demo_pairs(data.preset, data.regrid, axis=data.axis, seed=seed)["train"]
+        pairs = demo_pairs(data.preset, data.regrid, axis=data.axis, seed=seed, antialias=antialias)
+        return pairs["train"]
     if data.source == "npz":
         if not data.path:
             raise ValueError("data.source 'npz' needs data.path")
@@ -57,6 +60,7 @@ def paired_slices_from_config(data: Any, seed: int = 0) -> PairedSlices:
             axis=data.axis,
             normalisation=data.resolved_normalisation,
             seed=seed,
+            antialias=antialias,
         )
     raise ValueError(f"data.source {data.source!r} unknown")
 
