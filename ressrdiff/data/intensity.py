@@ -5,7 +5,8 @@
 * :func:`robust_volume` - one mapping for the whole volume: the ``lo``/``hi`` percentiles
   (optionally inside a foreground mask) go to -1/1 and values beyond are clipped.
 
-Both return ``(y, params)``; :func:`invert` maps ``y`` back to the input's units.
+Both return ``(y, params)``; :func:`invert` maps ``y`` back to the input's units and
+:func:`apply_mapping` maps any other array (e.g. a super-resolved volume) with the same ``params``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["IntensityParams", "minmax_slices", "robust_volume", "invert"]
+__all__ = ["IntensityParams", "minmax_slices", "robust_volume", "invert", "apply_mapping"]
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,26 @@ def robust_volume(
     return y, params
 
 
+def _lo_hi(
+    a: np.ndarray, params: IntensityParams, who: str, arg: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``params.lo``/``params.hi`` shaped to broadcast against ``a``."""
+    lo, hi = params.lo, params.hi
+    if params.kind == "minmax_slices":
+        ax = params.axis if params.axis is not None else 0
+        if a.ndim <= ax or a.shape[ax] != lo.shape[0]:
+            raise ValueError(
+                f"{who}: {arg} has shape {a.shape} but params hold {lo.shape[0]} slices "
+                f"along axis {ax}"
+            )
+        shape = [1] * a.ndim
+        shape[ax] = -1
+        return lo.reshape(shape), hi.reshape(shape)
+    if params.kind != "robust":
+        raise ValueError(f"{who}: unknown normalisation kind {params.kind!r}")
+    return lo, hi
+
+
 def invert(y: np.ndarray, params: IntensityParams) -> np.ndarray:
     """Map normalised values back to the input's units (``lo + (y + 1) / 2 * (hi - lo)``).
 
@@ -115,18 +136,22 @@ def invert(y: np.ndarray, params: IntensityParams) -> np.ndarray:
     (use :meth:`IntensityParams.select` for a subset).
     """
     a = np.asarray(y, dtype=np.float64)
-    lo, hi = params.lo, params.hi
-    if params.kind == "minmax_slices":
-        ax = params.axis if params.axis is not None else 0
-        if a.ndim <= ax or a.shape[ax] != lo.shape[0]:
-            raise ValueError(
-                f"invert: y has shape {a.shape} but params hold {lo.shape[0]} slices "
-                f"along axis {ax}"
-            )
-        shape = [1] * a.ndim
-        shape[ax] = -1
-        lo, hi = lo.reshape(shape), hi.reshape(shape)
-    elif params.kind != "robust":
-        raise ValueError(f"invert: unknown normalisation kind {params.kind!r}")
+    lo, hi = _lo_hi(a, params, "invert", "y")
     x = lo + (a + 1.0) / 2.0 * (hi - lo)
     return x.astype(params.dtype)
+
+
+def apply_mapping(x: np.ndarray, params: IntensityParams, clip: bool = True) -> np.ndarray:
+    """Map ``x`` (in the input's units) to [-1, 1] with the mapping that made ``params``.
+
+    The forward map of :func:`robust_volume` / :func:`minmax_slices`, ``2 (x - lo) / (hi - lo)
+    - 1``, applied to another array on the same scale, e.g. a super-resolved volume scored
+    against the HR volume whose ``params`` these are. ``clip`` limits the result to [-1, 1]
+    (as :func:`robust_volume` does). Returns float64; ``apply_mapping(x, params)`` of the
+    array that made robust ``params`` equals that call's output up to its float32 rounding.
+    For ``minmax_slices`` ``x`` must have as many slices along ``params.axis`` as ``params``.
+    """
+    a = np.asarray(x, dtype=np.float64)
+    lo, hi = _lo_hi(a, params, "apply_mapping", "x")
+    y = _forward(a, lo, hi)
+    return np.clip(y, -1.0, 1.0) if clip else y
