@@ -21,6 +21,7 @@ from .data.slices import MaskedPairedSlices
 from .diffusion import q_sample, sample
 from .methods.base import Method
 from .metrics import psnr, ssim, to_unit
+from .schedule import Schedule
 
 __all__ = [
     "spread_rows",
@@ -29,6 +30,8 @@ __all__ = [
     "one_call_gain",
     "chain_gain",
     "summarise_gain",
+    "crop_windows",
+    "crop_vs_full",
 ]
 
 
@@ -39,9 +42,12 @@ def spread_rows(n_total: int, n: int) -> np.ndarray:
     return np.unique(np.linspace(0, n_total - 1, max(1, n)).round().astype(int))
 
 
-def split_slices(method: Method, split: str, n: int) -> MaskedPairedSlices:
+def split_slices(
+    method: Method, split: str, n: int, *, min_foreground: float = 0.05
+) -> MaskedPairedSlices:
     """``n`` evenly spread slices of ``split`` (train, val or test) of the default data set,
-    degraded, re-gridded and normalised as ``method``'s config says (its input and target)."""
+    degraded, re-gridded and normalised as ``method``'s config says (its input and target),
+    among the slices whose brain mask covers at least ``min_foreground`` of the slice."""
     d = method.cfg.data
     pairs = load_pairs(
         prepare_dataset("default"),
@@ -51,6 +57,8 @@ def split_slices(method: Method, split: str, n: int) -> MaskedPairedSlices:
         axis=d.axis,
         normalisation=d.resolved_normalisation,
         seed=method.cfg.seed,
+        min_foreground=min_foreground,
+        antialias=bool(getattr(d, "antialias", False)),
     )
     return pairs.subset(spread_rows(len(pairs), n))
 
@@ -198,4 +206,101 @@ def chain_gain(
                 "psnr_gain_prediction": float((psnr(to_unit(x0), y, mask=mask) - p_in).mean()),
             }
         )
+    return pd.DataFrame(rows)
+
+
+def crop_windows(mask: np.ndarray, size: int, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` windows of ``size`` x ``size`` pixels per slice of ``mask`` (bool ``(N, H, W)``), as
+    training patches are drawn (:class:`ressrdiff.data.slices.MaskedPatchDataset`): each centred
+    on a foreground pixel drawn uniformly and shifted to stay inside the slice (uniform when a
+    slice has no foreground). Returns int rows ``(slice, y0, x0)``, slice by slice."""
+    mask = np.asarray(mask, dtype=bool)
+    _, h, w = mask.shape
+    if size > min(h, w):
+        raise ValueError(f"crop_windows: {size}-pixel windows do not fit {h} x {w} slices")
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in range(mask.shape[0]):
+        fg = np.flatnonzero(mask[k])
+        for _ in range(n):
+            if fg.size:
+                cy, cx = divmod(int(fg[rng.integers(fg.size)]), w)
+                y0, x0 = cy - size // 2, cx - size // 2
+            else:
+                y0, x0 = int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1))
+            rows.append((k, min(max(y0, 0), h - size), min(max(x0, 0), w - size)))
+    return np.array(rows, dtype=np.int64).reshape(-1, 3)
+
+
+def _sample(method: Method, x_lr: torch.Tensor, sch: Schedule, seed: int) -> torch.Tensor:
+    gen = torch.Generator(device=method.device).manual_seed(seed)
+    with torch.no_grad():
+        return sample(method.predictor(), x_lr.to(method.device), sch, generator=gen).cpu().float()
+
+
+def crop_vs_full(
+    method: Method,
+    pairs: MaskedPairedSlices,
+    *,
+    size: int | None = None,
+    crops: int = 4,
+    t: int = 1,
+    steps: int | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Res-SRDiff only: does the network do on whole slices what it does on the ``size`` x
+    ``size`` patches it was trained on (default: the config's ``data.patch``)?
+
+    ``crops`` windows per slice are drawn by :func:`crop_windows`. For each, the masked PSNR
+    gain over the input inside the window of: one call ``g(x_t, x_LR, t)`` on the whole slice,
+    cropped afterwards (``gain_call_full``), and on the window alone (``gain_call_crop``), with
+    the same ``x_t`` pixels (drawn from ``x_HR`` by eq (4) once per slice, generator ``seed +
+    slice``); Algorithm 2 with ``steps`` steps on the whole slice, cropped (``gain_sample_full``),
+    and on the window alone (``gain_sample_crop``); and copying ``x_t`` (``gain_copy_xt``). A
+    network whose output at a pixel depends only on a neighbourhood smaller than the window
+    gives equal call columns; a gap is what the input size changes."""
+    if not hasattr(method, "sampling_schedule") or not hasattr(method, "predictor"):
+        raise ValueError(f"crop_vs_full: {method.name} is not a residual-shifting diffusion")
+    size = int(size or method.cfg.data.patch)
+    win = crop_windows(pairs.mask, size, crops, seed)
+    hr, lr, mask = _tensors(pairs)
+    sch, g, dev = method.schedule, method.predictor(), method.device
+    samp = method.sampling_schedule(steps)
+    tt = torch.full((1,), int(t), dtype=torch.long)
+
+    def cut(x: torch.Tensor, y0: int, x0: int) -> torch.Tensor:
+        return x[..., y0 : y0 + size, x0 : x0 + size]
+
+    def call(x_t: torch.Tensor, x_lr: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return g(x_t.to(dev), x_lr.to(dev), tt.to(dev)).cpu().float()
+
+    def gain(x: torch.Tensor, y: torch.Tensor, m: torch.Tensor, p_in: torch.Tensor) -> float:
+        return float(psnr(to_unit(x), to_unit(y), mask=m)[0] - p_in)
+
+    rows = []
+    for k in range(len(hr)):
+        h_k, l_k = hr[k : k + 1], lr[k : k + 1]
+        noise = torch.randn(h_k.shape, generator=torch.Generator().manual_seed(seed + k))
+        x_t = q_sample(h_k, l_k, tt, sch, noise)
+        full_call = call(x_t, l_k)
+        full_sample = _sample(method, l_k, samp, seed + k)
+        for j in np.flatnonzero(win[:, 0] == k):
+            y0, x0 = int(win[j, 1]), int(win[j, 2])
+            y, m, lr_c = cut(h_k, y0, x0), cut(mask[k : k + 1], y0, x0), cut(l_k, y0, x0)
+            p_in = psnr(to_unit(lr_c), to_unit(y), mask=m)[0]
+            crop_sample = _sample(method, lr_c, samp, seed + int(j))
+            rows.append(
+                {
+                    "slice": k,
+                    "y0": y0,
+                    "x0": x0,
+                    "psnr_input": float(p_in),
+                    "gain_call_full": gain(cut(full_call, y0, x0), y, m, p_in),
+                    "gain_call_crop": gain(call(cut(x_t, y0, x0), lr_c), y, m, p_in),
+                    "gain_sample_full": gain(cut(full_sample, y0, x0), y, m, p_in),
+                    "gain_sample_crop": gain(crop_sample, y, m, p_in),
+                    "gain_copy_xt": gain(cut(x_t, y0, x0), y, m, p_in),
+                }
+            )
     return pd.DataFrame(rows)

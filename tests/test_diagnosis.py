@@ -10,6 +10,8 @@ from conftest import TINY_MODEL, SyntheticPairs, tiny_config
 from ressrdiff.data.slices import MaskedPairedSlices
 from ressrdiff.diagnosis import (
     chain_gain,
+    crop_vs_full,
+    crop_windows,
     gain_over_input,
     one_call_gain,
     spread_rows,
@@ -100,3 +102,49 @@ def test_one_call_gain_refuses_a_method_without_a_schedule(slices):
     m = build_method(tiny_config(method="bicubic", model={}))
     with pytest.raises(ValueError, match="not a residual-shifting diffusion"):
         one_call_gain(m, slices)
+
+
+def test_crop_windows_are_drawn_like_training_patches():
+    mask = np.zeros((3, 16, 20), dtype=bool)
+    mask[0, 1:3, 17:19] = True  # foreground in a corner: windows are shifted inside
+    mask[1, 6:10, 6:10] = True  # slice 2 has none: uniform windows
+    w = crop_windows(mask, 8, 5, seed=1)
+    assert w.shape == (15, 3) and w[:, 0].tolist() == [0] * 5 + [1] * 5 + [2] * 5
+    assert (w[:, 1] >= 0).all() and (w[:, 1] <= 8).all() and (w[:, 2] >= 0).all()
+    assert (w[:, 2] <= 12).all()
+    for k, y0, x0 in w[:10]:  # each window holds foreground (its centre pixel)
+        assert mask[k, y0 : y0 + 8, x0 : x0 + 8].any()
+    assert (w[:5, 1] == 0).all() and (w[:5, 2] == 12).all()  # clipped at the corner
+    np.testing.assert_array_equal(w, crop_windows(mask, 8, 5, seed=1))
+    with pytest.raises(ValueError, match="do not fit"):
+        crop_windows(mask, 17, 1)
+
+
+def test_crop_vs_full_is_zero_for_the_identity_and_equal_for_a_pointwise_network(slices):
+    m = _identity_method()
+    df = crop_vs_full(m, slices, size=8, crops=2, t=1, steps=4, seed=0)
+    assert len(df) == 8 and df["slice"].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    cols = ["gain_call_full", "gain_call_crop", "gain_sample_full", "gain_sample_crop"]
+    np.testing.assert_allclose(df[cols].to_numpy(), 0.0, atol=1e-9)
+    r = df.iloc[3]
+    k, y0, x0 = int(r["slice"]), int(r["y0"]), int(r["x0"])
+    hr, lr = slices.hr[k, y0 : y0 + 8, x0 : x0 + 8], slices.lr[k, y0 : y0 + 8, x0 : x0 + 8]
+    msk = slices.mask[k, y0 : y0 + 8, x0 : x0 + 8]
+    ref = 10 * np.log10(1.0 / np.mean(((lr - hr) / 2)[msk] ** 2))
+    assert r["psnr_input"] == pytest.approx(ref, rel=1e-6)
+    assert (df["gain_copy_xt"] > 3.0).all()  # x_1 is x_HR plus little noise
+
+    class Copy(type(m)):  # output at a pixel depends on that pixel only
+        def predictor(self, net=None):
+            return lambda x_t, x_lr, t: x_t
+
+    c = crop_vs_full(Copy(m.cfg).eval(), slices, size=8, crops=2, t=1, seed=0)
+    np.testing.assert_allclose(c["gain_call_full"], c["gain_call_crop"], atol=1e-12)
+    np.testing.assert_allclose(c["gain_call_full"], c["gain_copy_xt"], atol=1e-12)
+
+    class Global(type(m)):  # output depends on the mean of the whole input
+        def predictor(self, net=None):
+            return lambda x_t, x_lr, t: x_lr + 0.5 * x_t.mean(dim=(2, 3), keepdim=True)
+
+    gl = crop_vs_full(Global(m.cfg).eval(), slices, size=8, crops=2, t=1, seed=0)
+    assert (gl["gain_call_full"] - gl["gain_call_crop"]).abs().max() > 0.01
