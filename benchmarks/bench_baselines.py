@@ -25,18 +25,18 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import tempfile
 import time
 from typing import Any
 
 import torch
-from bench_method import RandomPairs, _sync  # the same timing data and sync (a sibling script)
+from bench_method import RandomPairs  # the same timing data (a sibling script)
 
 from ressrdiff import __version__
 from ressrdiff.config import load_config, named_configs
 from ressrdiff.methods import METHODS, Method, build_method
 from ressrdiff.nn import count_parameters
+from ressrdiff.timing import sync, time_method
 from ressrdiff.training import Trainer
 
 FALLBACK = {"res-srdiff": {"smoke": "smoke", "cpu": "default-cpu", "gpu": "paper-gpu"}}
@@ -94,37 +94,28 @@ def bench(
         else:
             for _ in range(args.warmup):
                 tr.train_step()
-            _sync(device)
+            sync(device)
             t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(args.train_steps):
                 tr.train_step()
-            _sync(device)
+            sync(device)
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             row["train"] = f"{args.train_steps / wall:.2f}"
             row["train_cpu"] = f"{args.train_steps / cpu:.2f}"
-    # inference
+    # inference: the package's timing rule (warm-up, median, NFE extrapolation)
     m.eval()
     iterative = getattr(m, "nfe", None) is None
-    steps = args.steps if iterative else None
-    nfe = m.nfe_for(steps)
-    timed_steps, scale = steps, 1.0
-    if iterative and nfe > args.extrapolate_from:
-        timed_steps, scale = args.extrapolate_from, nfe / args.extrapolate_from
-    x = torch.rand(1, 1, args.size, args.size, device=device) * 2 - 1
-    gen = torch.Generator(device=device).manual_seed(0)
-    times, cpu_times = [], []
-    with torch.no_grad():
-        for i in range(args.repeats + 1):
-            _sync(device)
-            t0, c0 = time.perf_counter(), time.process_time()
-            m.super_resolve(x, steps=timed_steps, generator=gen)
-            _sync(device)
-            if i:  # the first run is a warm-up
-                times.append(time.perf_counter() - t0)
-                cpu_times.append(time.process_time() - c0)
-    row["nfe"] = f"{nfe}" + ("~" if scale != 1.0 else "")
-    row["s_slice"] = statistics.median(times) * scale
-    row["s_slice_cpu"] = statistics.median(cpu_times) * scale
+    t = time_method(
+        m,
+        args.size,
+        args.size,
+        steps=args.steps if iterative else None,
+        repeats=args.repeats,
+        measure_nfe=args.extrapolate_from if iterative else None,
+    )
+    row["nfe"] = f"{t.nfe}" + ("~" if t.extrapolated else "")
+    row["s_slice"] = t.s_per_slice
+    row["s_slice_cpu"] = t.s_per_slice_cpu
     return row
 
 

@@ -43,6 +43,7 @@ class SliceTiming:
     s_per_slice: float  # at the full nfe
     s_per_slice_min: float
     s_per_slice_max: float
+    s_per_slice_cpu: float  # the median from process CPU time (summed over threads)
 
     def per_volume(self, n_slices: int) -> float:
         """Seconds for ``n_slices`` slices of this size at this batch size."""
@@ -99,14 +100,15 @@ def time_method(
             )
 
     call()  # warm-up (allocations, cuDNN autotuning, lazy inits)
-    times = []
+    times, cpu_times = [], []
     for _ in range(repeats):
         sync(dev)  # start from an idle device in both modes
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         call()
         if synchronize:
             sync(dev)
         times.append(time.perf_counter() - t0)
+        cpu_times.append(time.process_time() - c0)
     sync(dev)
     scale = (nfe / measured if measured else 1.0) / batch
     return SliceTiming(
@@ -124,6 +126,7 @@ def time_method(
         s_per_slice=statistics.median(times) * scale,
         s_per_slice_min=min(times) * scale,
         s_per_slice_max=max(times) * scale,
+        s_per_slice_cpu=statistics.median(cpu_times) * scale,
     )
 
 
