@@ -21,7 +21,6 @@ from .data.slices import MaskedPairedSlices
 from .diffusion import q_sample, sample
 from .methods.base import Method
 from .metrics import psnr, ssim, to_unit
-from .schedule import Schedule
 
 __all__ = [
     "spread_rows",
@@ -232,10 +231,10 @@ def crop_windows(mask: np.ndarray, size: int, n: int, seed: int = 0) -> np.ndarr
     return np.array(rows, dtype=np.int64).reshape(-1, 3)
 
 
-def _sample(method: Method, x_lr: torch.Tensor, sch: Schedule, seed: int) -> torch.Tensor:
+def _sample(method: Method, x_lr: torch.Tensor, steps: int | None, seed: int) -> torch.Tensor:
+    """Algorithm 2 through ``method.super_resolve``, seeded on the method's device."""
     gen = torch.Generator(device=method.device).manual_seed(seed)
-    with torch.no_grad():
-        return sample(method.predictor(), x_lr.to(method.device), sch, generator=gen).cpu().float()
+    return method.super_resolve(x_lr.to(method.device), steps=steps, generator=gen).cpu().float()
 
 
 def crop_vs_full(
@@ -265,7 +264,6 @@ def crop_vs_full(
     win = crop_windows(pairs.mask, size, crops, seed)
     hr, lr, mask = _tensors(pairs)
     sch, g, dev = method.schedule, method.predictor(), method.device
-    samp = method.sampling_schedule(steps)
     tt = torch.full((1,), int(t), dtype=torch.long)
 
     def cut(x: torch.Tensor, y0: int, x0: int) -> torch.Tensor:
@@ -284,12 +282,12 @@ def crop_vs_full(
         noise = torch.randn(h_k.shape, generator=torch.Generator().manual_seed(seed + k))
         x_t = q_sample(h_k, l_k, tt, sch, noise)
         full_call = call(x_t, l_k)
-        full_sample = _sample(method, l_k, samp, seed + k)
+        full_sample = _sample(method, l_k, steps, seed + k)
         for j in np.flatnonzero(win[:, 0] == k):
             y0, x0 = int(win[j, 1]), int(win[j, 2])
             y, m, lr_c = cut(h_k, y0, x0), cut(mask[k : k + 1], y0, x0), cut(l_k, y0, x0)
             p_in = psnr(to_unit(lr_c), to_unit(y), mask=m)[0]
-            crop_sample = _sample(method, lr_c, samp, seed + int(j))
+            crop_sample = _sample(method, lr_c, steps, seed + int(j))
             rows.append(
                 {
                     "slice": k,
