@@ -43,7 +43,7 @@ import torch
 
 from . import __version__
 from .data.degrade import downsample, grid_text, lr_grid, regrid, same_grid
-from .data.intensity import robust_volume
+from .data.intensity import IntensityParams, apply_mapping, robust_volume
 from .data.io import VolumeError, read_volume, write_volume
 from .data.manifest import SubjectEntry, assign_roles, read_subjects
 from .data.masks import otsu_mask, read_mask
@@ -139,8 +139,7 @@ class _Subject:
     lr: sitk.Image
     mask: np.ndarray  # (z, y, x) bool
     keep: np.ndarray  # axial slice indices scored
-    lo: float
-    hi: float
+    params: IntensityParams  # the HR's robust mapping to [-1, 1], applied to every volume
     sha: dict[str, str] = field(default_factory=dict)
     lr_on_hr_grid: bool = False  # a given LR already on the HR grid: used as is
     _regridded: dict[str, sitk.Image] = field(default_factory=dict)
@@ -203,7 +202,7 @@ def _load_subject(
     else:
         lr, on_hr = _given_lr(e, hr, preset)
         sha["lr"] = file_sha256(e.lr_path)
-    return _Subject(e, hr, lr, m, keep, float(params.lo), float(params.hi), sha, on_hr)
+    return _Subject(e, hr, lr, m, keep, params, sha, on_hr)
 
 
 def _cached(info: dict, out: Path, label: str, subjects: list[_Subject]) -> dict | None:
@@ -246,7 +245,7 @@ def _sr_volume(entry: Entry, subj: _Subject, method, seed: int, batch: int, prog
 
 def _score(vol: sitk.Image, subj: _Subject, label: str, suite: MetricSuite) -> pd.DataFrame:
     def norm(v: np.ndarray) -> torch.Tensor:
-        y = np.clip(2 * (v - subj.lo) / (subj.hi - subj.lo) - 1, -1, 1)
+        y = apply_mapping(v, subj.params)
         return torch.from_numpy(y[subj.keep][:, None]).float()
 
     return score_table(
