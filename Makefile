@@ -1,18 +1,48 @@
-# Two entry points (see README): `make book` and `make test`. Each creates .venv on first use;
+# Two entry points (see README): `make book` and `make test`. Each creates .venv on first use
+# from the lock file; `make test` also installs the system packages it needs (as root).
 # `make demo` is a smaller end-to-end run without the book.
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+LOCK    := requirements/lock.txt
 RUNS    ?= runs
 PROFILE ?= cpu
 
-.PHONY: demo test lint book notebook-refs sources clean-venv
+.PHONY: demo test lint book notebook-refs sources clean-venv lock system
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[dev,book]'
+# The environment: every package pinned by $(LOCK), then this package itself without
+# dependencies (so nothing unpinned is resolved).
+$(STAMP): pyproject.toml $(LOCK)
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || \
+		{ echo "make: '$(PY) -m venv $(VENV)' failed (is python3-venv installed?)" >&2; exit 1; }
+	@$(BIN)/pip install -q -r $(LOCK) || \
+		{ echo "make: '$(BIN)/pip install -r $(LOCK)' failed: a package of $(LOCK) could not be fetched (network?); see pip's message above" >&2; exit 1; }
+	@$(BIN)/pip install -q --no-deps -e . || \
+		{ echo "make: '$(BIN)/pip install --no-deps -e .' failed" >&2; exit 1; }
 	touch $(STAMP)
+
+# Refresh the lock after changing a dependency in pyproject.toml (tests/test_repository.py
+# fails until the two agree). pip-compile (pip-tools) resolves the dev and book extras anew.
+lock: $(STAMP)
+	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links \
+		--extra dev --extra book -o $(LOCK) pyproject.toml
+
+# System packages `make test` needs, installed here and only here when missing: Debian's Chromium
+# for the book's browser test, npm for MathJax (fetched once by the book build). As root,
+# apt-get installs what is missing; otherwise make stops with the command to run.
+MISSING_SYSTEM = $(strip $(if $(wildcard /usr/bin/chromium),,chromium) \
+	$(if $(shell command -v npm 2>/dev/null),,npm))
+system:
+	$(if $(MISSING_SYSTEM),$(if $(filter 0,$(shell id -u)),,$(error \
+		missing system packages; run: sudo apt-get install -y $(MISSING_SYSTEM))))
+	@if [ -n "$(MISSING_SYSTEM)" ]; then \
+		echo "installing $(MISSING_SYSTEM) (apt-get)"; \
+		apt-get update -qq >/dev/null || \
+			{ echo "make: 'apt-get update' failed (network?); needed for: $(MISSING_SYSTEM)" >&2; exit 1; }; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(MISSING_SYSTEM) >/dev/null || \
+			{ echo "make: 'apt-get install -y $(MISSING_SYSTEM)' failed (network?)" >&2; exit 1; }; \
+	fi
 
 # Smallest end-to-end run on the embedded demo data (ICBM152 template from nilearn, CPU, ~5 min):
 # train the smoke config, super-resolve the 33 held-out slices, print PSNR against nearest and
@@ -29,9 +59,10 @@ demo: $(STAMP)
 # minute, once). `ressrdiff data list --pip-command` prints the pip line for what is missing.
 sources: $(STAMP)
 	@cmd="$$($(BIN)/ressrdiff data list --pip-command)"; \
-	if [ -n "$$cmd" ]; then echo "$$cmd"; $(BIN)/$$cmd -q || echo "warning: source download failed"; fi
+	if [ -n "$$cmd" ]; then echo "$$cmd"; $(BIN)/$$cmd -q || \
+		{ echo "make: '$$cmd' failed: the default data set's source archives could not be fetched (network?)" >&2; exit 1; }; fi
 
-test: $(STAMP) sources
+test: system $(STAMP) sources
 	$(BIN)/ruff check ressrdiff tests benchmarks
 	$(BIN)/python -m pytest -q --durations=15
 

@@ -15,6 +15,16 @@ The view keeps what a reader can check and drops what changes from run to run:
 * masked: memory addresses, durations, dates, the set-up line (versions, device, threads) and
   the run's ``out_dir``.
 
+Numbers in outputs are compared as numbers (:func:`numbers_agree`): an output text whose
+non-numeric text is identical to the reference's counts as equal when each of its numbers agrees
+with the reference's within a relative tolerance of :data:`RTOL` (1e-9), or, for two numbers
+printed at the same fixed precision with at least four significant digits, differs by one unit in
+the last printed digit (a rounding flip: ``1.750349e-09`` vs ``1.750348e-09`` can come from values
+1e-15 apart). Integers and short numbers get no such allowance. So last-bit differences between
+numerical libraries (``0.9999`` vs ``0.9998999999999998``) pass, while a real change (1e-6
+relative, printed to enough digits to show it) fails. Everything else
+(cell sources, words, table layout, error names) is compared strictly.
+
 Run ``python -m ressrdiff.notebook_regression --help`` to regenerate references by hand.
 """
 
@@ -28,7 +38,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["KEPT_MIMETYPES", "regression_view", "diff_views", "write_reference", "main"]
+__all__ = [
+    "KEPT_MIMETYPES",
+    "RTOL",
+    "numbers_agree",
+    "regression_view",
+    "diff_views",
+    "write_reference",
+    "main",
+]
 
 KEPT_MIMETYPES = ("text/plain", "text/markdown", "text/latex")
 GLUE_PREFIX = "application/papermill.record/"  # myst_nb.glue(..., display=False) values
@@ -51,6 +69,75 @@ _MASKS = (
         "<TIME>",
     ),
 )
+
+
+#: Relative tolerance of :func:`numbers_agree`.
+RTOL = 1e-9
+# a decimal number as printed by Python, numpy, pandas or f-strings (sign, digits, point, exponent)
+_NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.\d+|\.\d+|\d+)(?:[eE][-+]?\d+)?(?!\w)")
+
+
+def _fixed_format(token: str) -> tuple[int, bool, int] | None:
+    """(decimals, has exponent, significant digits) of a non-integer ``token``; None for an
+    integer."""
+    mantissa, e, exponent = token.lower().lstrip("+-").partition("e")
+    if "." not in mantissa and not e:
+        return None
+    digits = mantissa.replace(".", "").lstrip("0")
+    return len(mantissa.partition(".")[2]), bool(e), len(digits)
+
+
+def _rounding_flip(a: str, b: str) -> bool:
+    """True when ``a`` and ``b`` are printed at the same fixed precision, with at least four
+    significant digits, and differ by one unit in their last digit."""
+    fa, fb = _fixed_format(a), _fixed_format(b)
+    if fa is None or fb is None or fa[:2] != fb[:2] or min(fa[2], fb[2]) < 4:
+        return False
+    ma, _, ea = a.lower().partition("e")
+    mb, _, eb = b.lower().partition("e")
+    if int(ea or 0) != int(eb or 0):
+        return False
+    unit = 10.0 ** -fa[0]
+    return abs(float(ma) - float(mb)) <= unit * (1 + 1e-9)
+
+
+def numbers_agree(reference: str, fresh: str, rtol: float = RTOL) -> bool:
+    """True when ``fresh`` equals ``reference`` but for numbers that agree within ``rtol``
+    (relative) or by a rounding flip of their last printed digit (see the module docstring)."""
+    if reference == fresh:
+        return True
+    if _NUMBER.split(reference) != _NUMBER.split(fresh):  # the text around the numbers differs
+        return False
+    for a, b in zip(_NUMBER.findall(reference), _NUMBER.findall(fresh), strict=True):
+        x, y = float(a), float(b)
+        if x == y or abs(x - y) <= rtol * max(abs(x), abs(y)) or _rounding_flip(a, b):
+            continue
+        return False
+    return True
+
+
+def _align_numbers(reference: Any, fresh: Any) -> None:
+    """Replace each output text of ``fresh`` by the reference's where :func:`numbers_agree`
+    says they are the same, so that the diff shows only real differences."""
+
+    def texts(out: Any) -> list[tuple[Any, str]]:
+        if out.get("output_type") == "stream":
+            return [(out, "text")]
+        if out.get("output_type") == "error":
+            return [(out, "evalue")]
+        data = out.get("data", {})
+        return [(data, k) for k in data]
+
+    for ref_cell, new_cell in zip(reference.cells, fresh.cells, strict=False):
+        if ref_cell.get("cell_type") != "code" or new_cell.get("cell_type") != "code":
+            continue
+        for ref_out, new_out in zip(ref_cell.outputs, new_cell.outputs, strict=False):
+            if ref_out.get("output_type") != new_out.get("output_type"):
+                continue
+            ref_texts = dict((k, _text(holder[k])) for holder, k in texts(ref_out))
+            for holder, key in texts(new_out):
+                if key in ref_texts and numbers_agree(ref_texts[key], _text(holder[key])):
+                    holder[key] = ref_texts[key]
 
 
 def _text(value: Any) -> str:
@@ -122,9 +209,14 @@ def regression_view(nb: Any) -> Any:
 
 
 def diff_views(reference: Any, fresh: Any) -> str:
-    """pytest-notebook's diff of two regression views; ``""`` when they agree."""
+    """pytest-notebook's diff of two regression views, numbers compared within their tolerance
+    (:func:`numbers_agree`); ``""`` when they agree. ``fresh`` is not modified."""
+    import copy
+
     from pytest_notebook.diffing import diff_notebooks, diff_to_string, filter_diff
 
+    fresh = copy.deepcopy(fresh)
+    _align_numbers(reference, fresh)
     diff = filter_diff(diff_notebooks(reference, fresh), list(DIFF_IGNORE))
     if not diff:
         return ""
@@ -178,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         for r in results:
             ref = write_reference(r.output, root / args.out / f"{r.stem}.ipynb")
-            print(f"wrote {ref.relative_to(root)}")
+            print(f"wrote {os.path.relpath(ref, root) if ref.is_relative_to(root) else ref}")
     return 0
 
 
