@@ -41,6 +41,7 @@ __all__ = [
     "PROFILES",
     "MATHJAX_VERSION",
     "BookRunError",
+    "BookUsageError",
     "RunResult",
     "find_root",
     "toc_files",
@@ -83,6 +84,10 @@ class BookRunError(RuntimeError):
     """A notebook failed to execute, or the book could not be staged or built."""
 
 
+class BookUsageError(BookRunError):
+    """A usage or input error (a bad option, parameter, profile or file): exit status 2."""
+
+
 @dataclass
 class RunResult:
     """One papermill execution: the notebook, where its copy went, and how it ended."""
@@ -115,7 +120,7 @@ def find_root(start: str | Path | None = None) -> Path:
     repo = Path(__file__).resolve().parents[1]
     if (repo / "_toc.yml").is_file():
         return repo
-    raise BookRunError(f"no _toc.yml at or above {here}: run from the repository (or --root)")
+    raise BookUsageError(f"no _toc.yml at or above {here}: run from the repository (or --root)")
 
 
 def _read_yaml(path: Path) -> Any:
@@ -139,7 +144,7 @@ def toc_files(root: str | Path) -> list[str]:
     """Every ``file`` entry of ``_toc.yml`` (root first, then in reading order), as written."""
     toc = _read_yaml(Path(root) / "_toc.yml") or {}
     if not isinstance(toc, Mapping) or "root" not in toc:
-        raise BookRunError(f"{Path(root) / '_toc.yml'}: expected a jb-book toc with a 'root'")
+        raise BookUsageError(f"{Path(root) / '_toc.yml'}: expected a jb-book toc with a 'root'")
     files = [str(toc["root"])]
     _walk_toc(toc, files)
     return files
@@ -162,7 +167,9 @@ def toc_notebooks(root: str | Path) -> list[Path]:
     for entry in toc_files(root):
         src = _page_source(root, entry)
         if src is None:
-            raise BookRunError(f"_toc.yml lists {entry!r} but neither {entry}.md nor .ipynb exists")
+            raise BookUsageError(
+                f"_toc.yml lists {entry!r} but neither {entry}.md nor .ipynb exists"
+            )
         if src.suffix == ".ipynb":
             out.append(src)
     return out
@@ -183,7 +190,7 @@ def resolve_notebook(root: str | Path, name: str) -> Path:
         return hits[0].resolve()
     names = ", ".join(p.stem for p in pool) or "none"
     what = "matches several notebooks" if hits else "is not a notebook"
-    raise BookRunError(f"--notebook {name!r} {what} (notebooks: {names})")
+    raise BookUsageError(f"--notebook {name!r} {what} (notebooks: {names})")
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,7 +213,7 @@ def _yaml_mapping(path: Path, what: str) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, Mapping):
-        raise BookRunError(f"{path}: {what} must be a YAML mapping of parameter: value")
+        raise BookUsageError(f"{path}: {what} must be a YAML mapping of parameter: value")
     return dict(data)
 
 
@@ -220,16 +227,16 @@ def load_parameters(
     """The parameters for one notebook: profile ``common.yaml`` < ``<stem>.yaml`` <
     ``params_file`` < ``overrides`` (later wins). Missing or empty files count as ``{}``."""
     if profile not in PROFILES:
-        raise BookRunError(f"unknown profile {profile!r} (profiles: {', '.join(PROFILES)})")
+        raise BookUsageError(f"unknown profile {profile!r} (profiles: {', '.join(PROFILES)})")
     folder = Path(root) / "book" / "profiles" / profile
     if not (folder / "common.yaml").is_file():
-        raise BookRunError(f"profile {profile!r} has no {folder / 'common.yaml'}")
+        raise BookUsageError(f"profile {profile!r} has no {folder / 'common.yaml'}")
     params = _yaml_mapping(folder / "common.yaml", "a profile file")
     params.update(_yaml_mapping(folder / f"{stem}.yaml", "a profile file"))
     if params_file is not None:
         pf = Path(params_file)
         if not pf.is_file():
-            raise BookRunError(f"--params-file {pf} does not exist")
+            raise BookUsageError(f"--params-file {pf} does not exist")
         params.update(_yaml_mapping(pf, "--params-file"))
     params.update(overrides or {})
     return params
@@ -239,11 +246,11 @@ def parse_param(text: str) -> tuple[str, Any]:
     """``key=value`` -> ``(key, value)``; the value is read as YAML (``3`` is an int, ``null``
     is None, ``a/b`` a string)."""
     if "=" not in text:
-        raise BookRunError(f"--param {text!r}: expected KEY=VALUE, e.g. seed=1")
+        raise BookUsageError(f"--param {text!r}: expected KEY=VALUE, e.g. seed=1")
     key, value = text.split("=", 1)
     key = key.strip()
     if not key.isidentifier():
-        raise BookRunError(f"--param {text!r}: {key!r} is not a parameter name")
+        raise BookUsageError(f"--param {text!r}: {key!r} is not a parameter name")
     return key, yaml.safe_load(value) if value.strip() else ""
 
 
@@ -265,7 +272,7 @@ def load_batch(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
     or a mapping ``label: {parameters}`` (labels as given)."""
     p = Path(path)
     if not p.is_file():
-        raise BookRunError(f"--batch {p} does not exist")
+        raise BookUsageError(f"--batch {p} does not exist")
     data = _read_yaml(p)
     items: list[tuple[str | None, Any]]
     if isinstance(data, list):
@@ -273,22 +280,22 @@ def load_batch(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
     elif isinstance(data, Mapping):
         items = [(str(k), v) for k, v in data.items()]
     else:
-        raise BookRunError(f"--batch {p}: expected a list of parameter mappings")
+        raise BookUsageError(f"--batch {p}: expected a list of parameter mappings")
     if not items:
-        raise BookRunError(f"--batch {p} holds no parameter sets")
+        raise BookUsageError(f"--batch {p} holds no parameter sets")
     out, seen = [], set()
     width = len(str(len(items)))
     for i, (label, params) in enumerate(items, 1):
         if params is None:
             params = {}
         if not isinstance(params, Mapping):
-            raise BookRunError(f"--batch {p}: entry {i} is not a mapping of parameter: value")
+            raise BookUsageError(f"--batch {p}: entry {i} is not a mapping of parameter: value")
         if label is None:
             desc = "_".join(f"{k}-{_value_label(v)}" for k, v in params.items()) or "defaults"
             label = f"{i:0{width}d}_{_slug(desc)}"
         label = _slug(label, limit=64)
         if label in seen:
-            raise BookRunError(f"--batch {p}: label {label!r} is used twice")
+            raise BookUsageError(f"--batch {p}: label {label!r} is used twice")
         seen.add(label)
         out.append((label, dict(params)))
     return out
@@ -417,16 +424,16 @@ def run_notebook(
 
     src, dst = Path(src).resolve(), Path(dst).resolve()
     if not src.is_file():
-        raise BookRunError(f"notebook {src} does not exist")
+        raise BookUsageError(f"notebook {src} does not exist")
     cwd = Path(cwd).resolve() if cwd is not None else src.parent
     params = dict(parameters)
     if strict_parameters:
         declared = notebook_parameters(src)
         if not declared:
-            raise BookRunError(f"notebook {src.stem} has no cell tagged 'parameters'")
+            raise BookUsageError(f"notebook {src.stem} has no cell tagged 'parameters'")
         unknown = sorted(set(params) - set(declared))
         if unknown:
-            raise BookRunError(
+            raise BookUsageError(
                 f"notebook {src.stem} has no parameter {', '.join(map(repr, unknown))} "
                 f"(its parameters: {', '.join(declared)})"
             )
@@ -501,7 +508,7 @@ def run_notebooks(
     out = (root / out) if not Path(out).is_absolute() else Path(out)
     srcs = [resolve_notebook(root, n) for n in notebooks] if notebooks else toc_notebooks(root)
     if not srcs:
-        raise BookRunError("no notebooks to run (none in _toc.yml, none named with --notebook)")
+        raise BookUsageError("no notebooks to run (none in _toc.yml, none named with --notebook)")
     jobs = [
         (
             f"{src.stem} ({profile})",
@@ -595,7 +602,7 @@ def ensure_mathjax(cache: str | Path | None = None, version: str = MATHJAX_VERSI
     if env:
         es5 = Path(env)
         if not (es5 / MATHJAX_ENTRY).is_file():
-            raise BookRunError(f"RESSRDIFF_MATHJAX={env} has no {MATHJAX_ENTRY} (expected es5/)")
+            raise BookUsageError(f"RESSRDIFF_MATHJAX={env} has no {MATHJAX_ENTRY} (expected es5/)")
         return es5
     base = Path(cache) if cache else _cache_dir()
     final = base / f"mathjax-{version}"
@@ -682,7 +689,7 @@ def stage_book(root: str | Path, executed: str | Path, stage: str | Path) -> Pat
     notebooks = toc_notebooks(root)
     missing = [nb.stem for nb in notebooks if not (executed / nb.name).is_file()]
     if missing:
-        raise BookRunError(
+        raise BookUsageError(
             f"no executed copy in {executed} for: {', '.join(missing)} (run `ressrdiff book run`)"
         )
     stage.parent.mkdir(parents=True, exist_ok=True)
@@ -848,7 +855,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
         if args.batch:
             if not args.notebook:
-                raise BookRunError("--batch needs --notebook NAME (the notebook to repeat)")
+                raise BookUsageError("--batch needs --notebook NAME (the notebook to repeat)")
             results = []
             for nb in args.notebook:
                 results += run_batch(root, nb, args.batch, args.profile, **common)
@@ -856,7 +863,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             results = run_notebooks(root, args.profile, notebooks=args.notebook, **common)
     except BookRunError as e:
         print(f"ressrdiff book run: error: {e}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(e, BookUsageError) else 1
     failed = [r for r in results if not r.ok]
     for r in results:
         print(f"{'ok    ' if r.ok else 'FAILED'} {r.seconds:7.1f} s  {r.output}")
@@ -884,7 +891,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         )
     except BookRunError as e:
         print(f"ressrdiff book build: error: {e}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(e, BookUsageError) else 1
     return 0
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import signal
 import sys
 from pathlib import Path
 
@@ -33,7 +35,34 @@ def _parse_value(text: str):
     return yaml.safe_load(text)
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with a note on what was kept (``main`` prints it and exits 130)."""
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    for p in (folder, *folder.parents):
+        if p.exists():
+            break
+        missing.append(p)
+    return missing
+
+
+def _remove_if_empty(folders: list[Path]) -> bool:
+    """Remove the folders this command created when nothing was written into them."""
+    removed = False
+    for p in folders:  # deepest first
+        try:
+            p.rmdir()
+            removed = True
+        except OSError:  # not empty, or already gone
+            break
+    return removed
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
+    from .atomic import WriteError
     from .config import load_config
     from .training import Trainer
 
@@ -41,7 +70,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     overrides = {}
     for item in args.set or []:
         if "=" not in item:
-            raise SystemExit(f"--set {item!r}: expected KEY=VALUE, e.g. train.steps=100")
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. train.steps=100")
         k, v = item.split("=", 1)
         overrides[k.strip()] = _parse_value(v)
     if overrides:
@@ -54,69 +83,115 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg = cfg.replace(method=args.method, name=f"{cfg.name}-{args.method}")
     out = Path(args.out or Path("runs") / cfg.name)
     if not args.resume and (out / "last.pt").exists():
-        raise SystemExit(
+        raise ValueError(
             f"{out / 'last.pt'}: a run already exists there; pass --resume to continue it or "
             "choose another --out"
         )
-    if cfg.method == "bicubic":  # nothing to train: write its checkpoint for `ressrdiff sr`
-        from .methods.bicubic import write_checkpoint
-
-        out.mkdir(parents=True, exist_ok=True)
-        path = write_checkpoint(cfg, out / "last.pt")
-        print(f"bicubic has no weights to train; wrote its checkpoint {path}")
-        return 0
-    trainer = Trainer(cfg, out, resume=args.resume, progress=not args.quiet)
-    if trainer.dist.main:
-        print(
-            f"ressrdiff train: {cfg.method} '{cfg.name}' on {trainer.device} "
-            f"(world size {trainer.dist.world}), loss = {trainer.method.loss_description}",
-            file=sys.stderr,
+    if args.resume and not (out / "last.pt").is_file():
+        raise ValueError(f"{out / 'last.pt'}: nothing to resume from (no checkpoint in {out})")
+    earlier = [n for n in ("log.jsonl", "run.json") if (out / n).exists()]
+    earlier += sorted(p.name for p in out.glob("step_*.pt"))
+    if not args.resume and earlier:
+        raise ValueError(
+            f"{out}: holds {', '.join(earlier[:3])} of an earlier run but no last.pt; choose "
+            "another --out (or remove them to start afresh)"
         )
-    hist = trainer.train()
+    created = _missing_folders(out)
+    trainer = None
+    try:
+        if cfg.method == "bicubic":  # nothing to train: write its checkpoint for `ressrdiff sr`
+            from .methods.bicubic import write_checkpoint
+
+            out.mkdir(parents=True, exist_ok=True)
+            path = write_checkpoint(cfg, out / "last.pt")
+            print(f"bicubic has no weights to train; wrote its checkpoint {path}")
+            return 0
+        trainer = Trainer(cfg, out, resume=args.resume, progress=not args.quiet)
+        if trainer.dist.main and not args.quiet:
+            print(
+                f"ressrdiff train: {cfg.method} '{cfg.name}' on {trainer.device} "
+                f"(world size {trainer.dist.world}), loss = {trainer.method.loss_description}",
+                file=sys.stderr,
+            )
+        hist = trainer.train()
+    except BaseException as exc:
+        removed = _remove_if_empty(created)
+        if isinstance(exc, WriteError | KeyboardInterrupt):
+            if trainer is not None and trainer.saved_step is not None:
+                note = f"last checkpoint at {trainer.ckpt_path} (step {trainer.saved_step})"
+            else:
+                note = "no checkpoint was written" + (f"; removed {out}" if removed else "")
+            if isinstance(exc, WriteError):
+                raise WriteError(f"{exc}; {note}") from None
+            raise Interrupted(note) from None
+        raise
     if trainer.dist.main and hist:
         print(f"step {trainer.step}: loss {hist[-1]['loss']:.5f}; checkpoint {trainer.ckpt_path}")
     return 0
+
+
+def _check_sample_args(args: argparse.Namespace) -> None:
+    """One-line errors for values ``sample`` would otherwise ignore or misuse."""
+    if args.samples < 1 or (args.steps is not None and args.steps < 1):
+        raise ValueError(
+            f"samples and steps must be >= 1 (got samples={args.samples}, steps={args.steps})"
+        )
+    if args.upsample is not None and not (math.isfinite(args.upsample) and args.upsample >= 1):
+        raise ValueError(f"--upsample must be a factor >= 1, got {args.upsample:g}")
+    if args.samples > 1 and not args.std_out:
+        raise ValueError("--samples N > 1 needs --std-out PATH for the standard-deviation map")
+    if args.std_out and args.samples == 1:
+        raise ValueError(f"{args.std_out}: a standard-deviation map needs --samples > 1")
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
+    from .atomic import write_files
     from .data.degrade import upsample_slice
+    from .data.header import check_voxel_count
     from .data.intensity import invert, minmax_slices
-    from .data.io import SLICE_WRITE_SUFFIXES, check_output_path, read_slice_2d, write_slice_2d
+    from .data.io import SLICE_WRITE_SUFFIXES, check_output_path, read_slice_2d, slice_output
+    from .devices import resolve_device
     from .methods import load_method
 
+    _check_sample_args(args)
     src = Path(args.input)
-    if args.samples > 1 and not args.std_out:
-        raise SystemExit("--samples N > 1 needs --std-out PATH for the standard-deviation map")
-    for o in [args.output] + ([args.std_out] if args.std_out else []):
-        check_output_path(o, allowed=SLICE_WRITE_SUFFIXES, refuse={"input": src})
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    out = check_output_path(args.output, allowed=SLICE_WRITE_SUFFIXES, refuse={"input": src})
+    std_out = None
+    if args.std_out:
+        std_out = check_output_path(
+            args.std_out,
+            allowed=SLICE_WRITE_SUFFIXES,
+            refuse={"input": src},
+            outputs={"SR output (-o)": out},
+        )
+    device = resolve_device(args.device)
     method = load_method(args.checkpoint, device=device)
     arr = read_slice_2d(src)
     if args.upsample:
+        size = tuple(int(round(n * args.upsample)) for n in arr.shape[::-1])
+        check_voxel_count(f"{src} upsampled by {args.upsample:g}", size)
         arr = upsample_slice(arr, args.upsample, args.regrid)
     y, params = minmax_slices(arr[None], axis=0)
     x_lr = torch.from_numpy(y)[None].to(device)  # (1, 1, H, W)
     g = torch.Generator(device=device).manual_seed(args.seed)
-    with torch.autocast(
-        "cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda") and args.bf16
-    ):
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda" and args.bf16):
         if args.samples > 1:
             ens = method.super_resolve_ensemble(x_lr, args.samples, steps=args.steps, generator=g)
             sr, sd = ens.mean, ens.std
         else:
             sr, sd = method.super_resolve(x_lr, steps=args.steps, generator=g), None
     sr_units = invert(sr[0].float().cpu().numpy(), params)[0]
-    write_slice_2d(sr_units, args.output, refuse=[src])
+    outputs = [slice_output(sr_units, out)]
     msg = f"wrote {args.output} ({sr_units.shape[0]}x{sr_units.shape[1]})"
-    if sd is not None:
+    if sd is not None and std_out is not None:
         scale = (params.hi - params.lo)[0] / 2.0  # std in the input's units
-        write_slice_2d(
-            (sd[0, 0].float().cpu().numpy() * scale).astype(np.float32), args.std_out, refuse=[src]
-        )
+        std = (sd[0, 0].float().cpu().numpy() * scale).astype(np.float32)
+        outputs.insert(0, slice_output(std, std_out))  # both or neither; the SR appears last
         msg += f" and {args.std_out} (std over {args.samples} samples)"
+    write_files(outputs)
     print(msg)
     return 0
 
@@ -156,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
         "cyclegan, spsr; the run is named CONFIG-METHOD). i2sb and tm-ddpm need options of "
         "their own: use their shipped configs, e.g. --config i2sb-cpu",
     )
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--quiet", action="store_true", help="no start line and no progress bar")
     t.set_defaults(func=_cmd_train)
 
     s = sub.add_parser(
@@ -215,16 +290,45 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Exit status of a failure while running (a write failed), of a usage or input error, and of
+#: Ctrl-C.
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+
+def _ignore_sigxfsz() -> None:
+    """A write beyond ``ulimit -f`` must fail with EFBIG (reported by the writer), not kill the
+    process with SIGXFSZ (Python ignores it already; embedding programs may not)."""
+    if hasattr(signal, "SIGXFSZ"):
+        try:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        except ValueError:  # not the main thread
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Exit status: 0 success; 1 a failure while running (a write failed:
+    disk full, file size limit); 2 a usage or input error (bad option, file, config,
+    checkpoint or device; a run that already exists); 130 interrupted (Ctrl-C). Every error is
+    one line on stderr."""
+    from .atomic import WriteError
     from .checkpoint import CheckpointError
     from .config import ConfigError
 
+    _ignore_sigxfsz()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except KeyboardInterrupt as e:
+        note = str(e) or ("nothing written" if args.command in ("sr", "sample") else "")
+        note = f"; {note}" if note else ""
+        print(f"ressrdiff {args.command}: interrupted{note}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except WriteError as e:
+        print(f"ressrdiff {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     except (ConfigError, CheckpointError, ValueError, FileNotFoundError) as e:
         print(f"ressrdiff {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from .fieldtypes import check_field_types
 from .schedule import PRESETS, Schedule, preset
 
 __all__ = [
@@ -46,6 +47,9 @@ def _build(cls, d: dict | None, where: str):
                 d[f.name] = float(v) if "float" in kind else int(v)
             except ValueError:
                 raise ConfigError(f"{where}.{f.name}: expected a number, got {v!r}") from None
+    wrong = check_field_types(cls, d, f"{where}." if ": " in where else f"{where}: ")
+    if wrong:
+        raise ConfigError(wrong)
     return cls(**d)
 
 
@@ -97,6 +101,11 @@ class LossConfig:
             raise ConfigError(f"loss.lpips must be auto|off|required, got {self.lpips!r}")
 
 
+#: The keys of :data:`ressrdiff.data.degrade.DEGRADATIONS` (a test keeps them equal; spelled out
+#: here so that the config does not import the data package).
+DEGRADATION_NAMES = ("resample", "acquisition", "acquisition-kspace")
+
+
 @dataclass
 class DataConfig:
     """Training data. ``source``:
@@ -108,10 +117,13 @@ class DataConfig:
 
     ``normalisation`` ('robust-volume' or 'minmax-slice') is recorded so that inference maps
     intensities as training did; None means the source's own ('robust-volume' for volumes,
-    'minmax-slice' for demo and npz). ``antialias`` smooths HR with a Gaussian before the
-    simulated down-sampling (:func:`ressrdiff.data.degrade.downsample`; off, as in the paper;
-    ignored for 'npz'). It is left out of :meth:`RunConfig.to_dict` while False, so that the
-    configs of runs and checkpoints made before it existed still compare equal."""
+    'minmax-slice' for demo and npz). ``degradation`` names how LR is simulated from HR (ignored
+    for 'npz'): 'resample', the paper's point-sampling ``SimpleITK.Resample`` (the default), or
+    'acquisition', the physical model in which the large voxel averages what it covers
+    (:data:`ressrdiff.data.degrade.DEGRADATIONS`). ``antialias: true`` is the older spelling of
+    'acquisition' and is read as such. ``degradation`` is left out of :meth:`RunConfig.to_dict`
+    while 'resample', so that the configs of runs and checkpoints made before it existed still
+    compare equal."""
 
     source: str = "demo"
     path: str | None = None
@@ -122,11 +134,19 @@ class DataConfig:
     patch: int = 64
     samples_per_epoch: int | None = None
     augment: bool = True
-    antialias: bool = False
+    degradation: str = "resample"
+    antialias: bool = False  # legacy spelling of degradation: acquisition
 
     def __post_init__(self) -> None:
         if not isinstance(self.antialias, bool):
             raise ConfigError(f"data.antialias must be true or false, got {self.antialias!r}")
+        if self.degradation not in DEGRADATION_NAMES:
+            raise ConfigError(
+                f"data.degradation must be {'|'.join(DEGRADATION_NAMES)}, got {self.degradation!r}"
+            )
+        if self.antialias:
+            self.degradation = "acquisition"
+        self.antialias = self.degradation == "acquisition"  # kept in step for old callers
         if self.source not in ("default", "manifest", "demo", "npz"):
             raise ConfigError(f"data.source {self.source!r} unknown; use default|manifest|demo|npz")
         if self.normalisation not in (None, "robust-volume", "minmax-slice"):
@@ -176,6 +196,34 @@ class TrainConfig:
             raise ConfigError("train: warmup_steps must be >= 0 and lr > 0")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ConfigError(f"train.ema_decay must be in (0, 1) or null, got {self.ema_decay}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"train.device must be auto, cpu or cuda, got {self.device!r}")
+
+
+@dataclass
+class InferConfig:
+    """How the network is evaluated at inference (:mod:`ressrdiff.tiling`). ``window``: None
+    (whole slices, the default and what every model made before this field was evaluated with),
+    ``"auto"`` (the training patch ``data.patch`` when the slice is larger) or a size in pixels;
+    ``overlap`` and ``sw_batch_size`` as in :class:`ressrdiff.tiling.WindowSpec`. Left out of
+    :meth:`RunConfig.to_dict` while all defaults, so older configs still compare equal."""
+
+    window: int | str | None = None
+    overlap: float = 0.5
+    sw_batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        w = self.window
+        if not (w is None or w == "auto" or (isinstance(w, int) and not isinstance(w, bool))):
+            raise ConfigError(f"infer.window must be null, auto or a size in pixels, got {w!r}")
+        if isinstance(w, int) and w < 8:
+            raise ConfigError(f"infer.window must be >= 8 pixels, got {w}")
+        if not isinstance(self.overlap, (int, float)) or not 0.0 <= self.overlap < 1.0:
+            raise ConfigError(f"infer.overlap must be in [0, 1), got {self.overlap!r}")
+        if not isinstance(self.sw_batch_size, int) or self.sw_batch_size < 1:
+            raise ConfigError(
+                f"infer.sw_batch_size must be an integer >= 1, got {self.sw_batch_size!r}"
+            )
 
 
 @dataclass
@@ -192,6 +240,7 @@ class RunConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    infer: InferConfig = field(default_factory=InferConfig)
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "config") -> RunConfig:
@@ -203,6 +252,7 @@ class RunConfig:
             "loss": LossConfig,
             "data": DataConfig,
             "train": TrainConfig,
+            "infer": InferConfig,
         }
         try:
             built = {k: _build(c, d.pop(k, None), f"{where}: {k}") for k, c in sub.items()}
@@ -216,15 +266,21 @@ class RunConfig:
         return cfg
 
     def to_dict(self) -> dict:
-        """A plain dict; ``data.antialias`` appears only when True (see :class:`DataConfig`)."""
+        """A plain dict; ``data.degradation`` appears only when not 'resample' (see
+        :class:`DataConfig`), ``infer`` only when not all defaults, and the legacy
+        ``data.antialias`` never."""
         d = asdict(self)
-        if not d["data"]["antialias"]:
-            del d["data"]["antialias"]
+        del d["data"]["antialias"]
+        if d["data"]["degradation"] == "resample":
+            del d["data"]["degradation"]
+        if d["infer"] == asdict(InferConfig()):
+            del d["infer"]
         return d
 
     def replace(self, **overrides: Any) -> RunConfig:
         """Apply dotted overrides such as ``{"train.steps": 20}``."""
         d = self.to_dict()
+        d.setdefault("infer", asdict(self.infer))
         for key, value in overrides.items():
             node = d
             *parents, leaf = key.split(".")

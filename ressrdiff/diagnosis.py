@@ -10,17 +10,20 @@ subjects, none on the test subject). They draw no plots; only :func:`split_slice
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
+from .data.degrade import degradation_of
 from .data.manifest import load_pairs
 from .data.prepare import prepare_dataset
 from .data.slices import MaskedPairedSlices
 from .diffusion import q_sample, sample
 from .methods.base import Method
 from .metrics import psnr, ssim, to_unit
+from .spectrum import band_power_ratio
 
 __all__ = [
     "spread_rows",
@@ -57,7 +60,7 @@ def split_slices(
         normalisation=d.resolved_normalisation,
         seed=method.cfg.seed,
         min_foreground=min_foreground,
-        antialias=bool(getattr(d, "antialias", False)),
+        degradation=degradation_of(d),
     )
     return pairs.subset(spread_rows(len(pairs), n))
 
@@ -77,17 +80,23 @@ def gain_over_input(
     seed: int = 0,
     label: str = "",
     split: str = "",
+    sr_options: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Per slice: masked PSNR and SSIM of the input (re-gridded LR) and of ``method``'s output
-    against HR, and the gains. One row per slice; slice ``i`` is sampled with the generator
-    seeded ``seed + i``, so a row does not depend on which other slices are scored."""
+    against HR, the gains, and the spectral fidelity of each (``hf_input``, ``hf_model``: power
+    in the top octave relative to HR's, :func:`ressrdiff.spectrum.band_power_ratio`; 1 = HR).
+    One row per slice; slice ``i`` is sampled with the generator seeded ``seed + i``, so a row
+    does not depend on which other slices are scored. ``sr_options``: keywords of
+    ``method.super_resolve`` (e.g. ``window=None``)."""
     hr, lr, mask = _tensors(pairs)
     dev = method.device
+    opts = dict(sr_options or {})
     out = []
     with torch.no_grad():
         for i in range(len(lr)):
             g = torch.Generator().manual_seed(seed + i)
-            out.append(method.super_resolve(lr[i : i + 1].to(dev), steps=steps, generator=g).cpu())
+            x = lr[i : i + 1].to(dev)
+            out.append(method.super_resolve(x, steps=steps, generator=g, **opts).cpu())
     sr = torch.cat(out).float()
     y = to_unit(hr)
     p_in, p_sr = psnr(to_unit(lr), y, mask=mask), psnr(to_unit(sr), y, mask=mask)
@@ -103,6 +112,8 @@ def gain_over_input(
             "ssim_input": s_in.numpy(),
             "ssim_model": s_sr.numpy(),
             "ssim_gain": (s_sr - s_in).numpy(),
+            "hf_input": band_power_ratio(to_unit(lr), y)[:, 0].numpy(),
+            "hf_model": band_power_ratio(to_unit(sr), y)[:, 0].numpy(),
         }
     )
 
@@ -165,6 +176,7 @@ def chain_gain(
     *,
     steps: int | None = None,
     seed: int = 0,
+    window: int | str | None = "model",
 ) -> pd.DataFrame:
     """Res-SRDiff only: inside one run of Algorithm 2 with ``steps`` steps (the method's default
     when None), the masked PSNR gain over the input of the state ``x_t`` entering each step and
@@ -172,12 +184,17 @@ def chain_gain(
 
     The sampler itself (:func:`ressrdiff.diffusion.sample`) runs, on all slices in one batch
     with one generator seeded ``seed``; the predictions are recorded on their way through it.
-    The last row's prediction is the sampler's output (eq 9 at t = 1 returns it)."""
+    The network is called as ``super_resolve(..., window=window)`` calls it (default: on
+    windows of the training patch size; None: whole slices). The last row's prediction is the
+    sampler's output (eq 9 at t = 1 returns it)."""
     if not hasattr(method, "sampling_schedule") or not hasattr(method, "predictor"):
         raise ValueError(f"chain_gain: {method.name} is not a residual-shifting diffusion")
     sch = method.sampling_schedule(steps)
-    g = method.predictor()
     hr, lr, mask = _tensors(pairs)
+    if hasattr(method, "inference_predictor"):
+        g = method.inference_predictor(lr, window)
+    else:
+        g = method.predictor()
     dev = method.device
     preds: list[torch.Tensor] = []
 
@@ -232,9 +249,11 @@ def crop_windows(mask: np.ndarray, size: int, n: int, seed: int = 0) -> np.ndarr
 
 
 def _sample(method: Method, x_lr: torch.Tensor, steps: int | None, seed: int) -> torch.Tensor:
-    """Algorithm 2 through ``method.super_resolve``, seeded on the method's device."""
+    """Algorithm 2 through ``method.super_resolve`` with whole-slice network calls (the input is
+    the window), seeded on the method's device."""
     gen = torch.Generator(device=method.device).manual_seed(seed)
-    return method.super_resolve(x_lr.to(method.device), steps=steps, generator=gen).cpu().float()
+    x = x_lr.to(method.device)
+    return method.super_resolve(x, steps=steps, generator=gen, window=None).cpu().float()
 
 
 def crop_vs_full(
@@ -255,9 +274,10 @@ def crop_vs_full(
     cropped afterwards (``gain_call_full``), and on the window alone (``gain_call_crop``), with
     the same ``x_t`` pixels (drawn from ``x_HR`` by eq (4) once per slice, generator ``seed +
     slice``); Algorithm 2 with ``steps`` steps on the whole slice, cropped (``gain_sample_full``),
-    and on the window alone (``gain_sample_crop``); and copying ``x_t`` (``gain_copy_xt``). A
-    network whose output at a pixel depends only on a neighbourhood smaller than the window
-    gives equal call columns; a gap is what the input size changes."""
+    and on the window alone (``gain_sample_crop``), both with whole-input network calls
+    (``window=None``); and copying ``x_t`` (``gain_copy_xt``). A network whose output at a pixel
+    depends only on a neighbourhood smaller than the window gives equal call columns; a gap is
+    what the input size changes."""
     if not hasattr(method, "sampling_schedule") or not hasattr(method, "predictor"):
         raise ValueError(f"crop_vs_full: {method.name} is not a residual-shifting diffusion")
     size = int(size or method.cfg.data.patch)

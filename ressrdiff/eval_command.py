@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import argparse
 
+from .data.degrade import DEGRADATIONS
+
 __all__ = ["add_eval_parser"]
 
 EPILOG = """examples:
   ressrdiff eval nearest bspline res-srdiff=runs/default-cpu/last.pt --out runs/eval
   ressrdiff eval bspline k1=last.pt@1 k4=last.pt@4 k15=last.pt@15 --out runs/steps
   ressrdiff eval bspline mine=last.pt --data my_manifest.csv --preset prostate
+  ressrdiff eval bspline acq=runs/acquisition-cpu/last.pt --degradation acquisition
 
 An entry is a reference (nearest, bspline) or LABEL=CHECKPOINT[@STEPS]. SR volumes are cached
 under OUT/volumes, per-entry tables and provenance under OUT/metrics, and the combined table is
@@ -34,7 +37,7 @@ def _run(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.quiet,
         suite=MetricSuite(args.device, lpips="off" if args.no_lpips else "auto"),
-        antialias=args.antialias,
+        degradation=args.degradation,
     )
     s = summarise(df)
     piv = s.pivot_table(index="method", columns=["region", "metric"], values="mean")
@@ -57,9 +60,19 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     e.add_argument("--data", default=None, help="folder or CSV manifest (default: default set)")
     e.add_argument("--preset", default="brain-4x", help="degradation preset (default brain-4x)")
     e.add_argument(
+        "--degradation",
+        metavar="{" + ",".join(DEGRADATIONS) + "}",  # checked by evaluate: a one-line error
+        default="resample",
+        help="how the LR is simulated from HR: resample (the paper's point sampling, default), "
+        "acquisition (the large voxel averages what it covers) or acquisition-kspace (the LR "
+        "k-space extent); see ressrdiff.data.degrade",
+    )
+    e.add_argument(  # the older spelling of --degradation acquisition
         "--antialias",
-        action="store_true",
-        help="Gaussian-smooth HR before the simulated down-sampling (default off, as the paper)",
+        dest="degradation",
+        action="store_const",
+        const="acquisition",
+        help=argparse.SUPPRESS,
     )
     e.add_argument("--seed", type=int, default=0)
     e.add_argument(

@@ -1,7 +1,9 @@
 """The evaluation runner: super-resolve the test subjects with every method and score them.
 
-For each test subject the HR volume is down-sampled with the preset (a genuinely low-resolution
-volume on its own grid; ``antialias`` smooths first), every entry super-resolves it back onto
+For each test subject the HR volume is down-sampled with the preset and the ``degradation`` (a
+genuinely low-resolution volume on its own grid; :data:`ressrdiff.data.degrade.DEGRADATIONS`:
+the paper's ``"resample"`` by default, or the physical ``"acquisition"`` model), every entry
+super-resolves it back onto
 the HR grid, and the per-slice metrics go into one tidy table (subject, slice, method, region,
 metric, value). Two reference entries need no checkpoint: ``nearest`` and ``bspline``
 re-gridding of the LR (SimpleITK). A manifest's ``lr_path`` replaces the simulated LR; it must lie
@@ -20,7 +22,7 @@ Outputs under ``out_dir``:
 * ``metrics.csv`` and ``provenance.json``: all entries together.
 
 Resumable: an entry whose table exists with the same provenance (checkpoint and data sha256,
-preset, antialias, seed, slice choice, package version, LPIPS, SSIM pooling, devices) and whose
+preset, degradation, seed, slice choice, package version, LPIPS, SSIM pooling, devices) and whose
 SR volumes are all present is read, not recomputed. All volumes are scored after the same
 mapping to [-1, 1] (the HR's robust percentiles, upper end inside the mask), on the slices with
 at least ``min_foreground`` of mask.
@@ -31,7 +33,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,7 +43,16 @@ import SimpleITK as sitk
 import torch
 
 from . import __version__
-from .data.degrade import downsample, grid_text, lr_grid, regrid, same_grid
+from .atomic import text_output, write_files
+from .data.degrade import (
+    degradation_of,
+    downsample,
+    grid_text,
+    lr_grid,
+    regrid,
+    resolve_degradation,
+    same_grid,
+)
 from .data.intensity import IntensityParams, apply_mapping, robust_volume
 from .data.io import VolumeError, read_volume, write_volume
 from .data.manifest import SubjectEntry, assign_roles, read_subjects
@@ -121,15 +131,11 @@ def _arr(img: sitk.Image) -> np.ndarray:
 
 
 def _write_json(obj: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    write_files([text_output(path, json.dumps(obj, indent=1, sort_keys=True))])
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    write_files([text_output(path, df.to_csv(index=False))])
 
 
 @dataclass
@@ -175,7 +181,7 @@ def _load_subject(
     min_foreground: float,
     axis: int,
     max_slices: int | None,
-    antialias: bool = False,
+    degradation: str = "resample",
 ) -> _Subject:
     if axis != 2:
         raise ValueError("evaluate: only axial slices (axis z = 2) are scored for now")
@@ -198,7 +204,7 @@ def _load_subject(
         sha["mask"] = file_sha256(e.mask_path)
     on_hr = False
     if e.lr_path is None:
-        lr = downsample(hr, preset, antialias=antialias)
+        lr = downsample(hr, preset, degradation=degradation)
     else:
         lr, on_hr = _given_lr(e, hr, preset)
         sha["lr"] = file_sha256(e.lr_path)
@@ -218,7 +224,11 @@ def _cached(info: dict, out: Path, label: str, subjects: list[_Subject]) -> dict
         old = json.loads(info_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(old, dict) or {k: old.get(k) for k in info} != info:
+    if not isinstance(old, dict):
+        return None
+    if "degradation" not in old:  # written before the field: antialias named the degradation
+        old = {**old, "degradation": "acquisition" if old.get("antialias") else "resample"}
+    if {k: old.get(k) for k in info} != info:
         return None
     return old
 
@@ -273,7 +283,8 @@ def evaluate(
     device: str = "cpu",
     progress: bool = True,
     suite: MetricSuite | None = None,
-    antialias: bool = False,
+    degradation: str = "resample",
+    antialias: bool | None = None,
     log=print,
 ) -> pd.DataFrame:
     """Run every entry on every test subject (see the module docstring); returns the table.
@@ -281,17 +292,22 @@ def evaluate(
     Checkpoints must have been trained for ``preset`` (checked, with every subject, before
     anything is written). ``data``: None for the prepared default data set, else a folder or CSV
     manifest. ``max_slices`` scores an evenly spread subset of each subject's slices (a CPU
-    budget knob; None: all). ``antialias`` smooths HR before the simulated down-sampling.
+    budget knob; None: all). ``degradation`` simulates the LR from HR
+    (:data:`ressrdiff.data.degrade.DEGRADATIONS`; ``antialias=True`` is its older spelling of
+    ``"acquisition"``); it is part of the cache key. A checkpoint trained on another degradation
+    is evaluated all the same, with a one-line warning through ``log`` and its own recorded as
+    ``trained_degradation`` in the provenance.
     """
     from .inference import check_preset, load_sr_method
 
+    degradation = resolve_degradation(degradation, antialias)
     labels = [e.label for e in entries]
     if len(set(labels)) != len(labels):
         raise ValueError(f"evaluate: duplicate entry labels in {labels}")
     out = Path(out_dir)
     # -- every check first: nothing is written before all inputs have been read ----------------
     subjects = [
-        _load_subject(e, preset, min_foreground, axis, max_slices, antialias)
+        _load_subject(e, preset, min_foreground, axis, max_slices, degradation)
         for e in test_subjects(data)
     ]
     suite = suite or MetricSuite()
@@ -304,7 +320,8 @@ def evaluate(
             "checkpoint_sha256": file_sha256(entry.checkpoint) if entry.checkpoint else None,
             "data_sha256": {s.entry.subject: s.sha for s in subjects},
             "preset": preset,
-            "antialias": bool(antialias),
+            "degradation": degradation,
+            "antialias": degradation == "acquisition",  # the older key
             "seed": seed,
             "min_foreground": min_foreground,
             "max_slices": max_slices,
@@ -339,6 +356,13 @@ def evaluate(
         if method is not None:
             info["method"] = method.name
             info["trained_step"] = getattr(method, "trained_step", None)
+            trained = degradation_of(method.cfg.data)
+            info["trained_degradation"] = trained
+            if trained != degradation:
+                log(
+                    f"evaluate: warning: {entry.label}: {entry.checkpoint} was trained on "
+                    f"degradation {trained!r}, evaluated on {degradation!r}"
+                )
         per_subject = []
         for subj in subjects:
             vdir = out / "volumes" / subj.entry.subject

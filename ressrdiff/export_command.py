@@ -17,11 +17,28 @@ examples:
   ressrdiff sr lr.nii.gz -o sr.nii.gz --checkpoint models/default-cpu.safetensors"""
 
 
+def _window_size(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(
+            f"--infer-window: use none, auto or a size in pixels, got {text!r}"
+        ) from None
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from .shipping import data_provenance, export_model, update_manifest
 
     ckpt = Path(args.checkpoint)
-    entry = export_model(ckpt, args.output, dtype=args.dtype, weights=args.weights)
+    infer: dict = {}
+    if args.infer_window is not None:
+        w = args.infer_window
+        infer["window"] = None if w == "none" else w if w == "auto" else _window_size(w)
+    if args.infer_overlap is not None:
+        infer["overlap"] = args.infer_overlap
+    entry = export_model(
+        ckpt, args.output, dtype=args.dtype, weights=args.weights, infer=infer or None
+    )
     record_path = Path(args.record) if args.record else ckpt.parent / "train_record.json"
     record = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else {}
     entry["data"] = data_provenance(entry["config"])
@@ -37,6 +54,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     entry["export_command"] = (
         f"ressrdiff export {args.checkpoint} -o {args.output} --dtype {args.dtype} "
         f"--weights {args.weights}"
+        + (f" --infer-window {args.infer_window}" if args.infer_window is not None else "")
+        + (f" --infer-overlap {args.infer_overlap}" if args.infer_overlap is not None else "")
     )
     msg = (
         f"wrote {args.output} ({entry['bytes'] / 1e6:.2f} MB, {entry['dtype']}, "
@@ -71,5 +90,12 @@ def add_export_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="EMA weights (default; raw when the run kept none) or the raw optimised ones",
     )
     e.add_argument("--record", help="train_record.json (default: beside the checkpoint)")
+    e.add_argument(
+        "--infer-window",
+        help="how the shipped model runs its network: none (whole slices), auto (sliding "
+        "windows of the training patch size) or a size in pixels; recorded in its config "
+        "(default: the checkpoint's)",
+    )
+    e.add_argument("--infer-overlap", type=float, help="window overlap fraction in [0, 1)")
     e.set_defaults(func=_cmd_export)
     return e

@@ -8,35 +8,47 @@ re-gridded onto the FOV-preserving HR grid of the checkpoint's degradation prese
 
 :func:`super_resolve_file` adds the file handling: every input and output problem is reported as
 a one-line error naming the file *before* the checkpoint is loaded, and the outputs (SR and, for
-an ensemble, the standard-deviation map) are written together or not at all.
+an ensemble, the standard-deviation map) are written together or not at all, each verified by
+reading it back (:mod:`ressrdiff.atomic`). A geometry the output format cannot store is refused
+before any work, an implausible spacing is warned about, and so is an input whose spacing
+suggests a genuinely low-resolution scan given without ``--lr``.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
-import uuid
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
 import torch
 from tqdm.auto import tqdm
 
+from .atomic import write_files
 from .checkpoint import CheckpointError
 from .data.degrade import PRESETS, regrid, resolve_factors
+from .data.geometry import implausible_spacing, unstorable
+from .data.header import MAX_VOXELS_ENV, max_voxels
 from .data.intensity import invert, minmax_slices, robust_volume
 from .data.io import (
+    VolumeError,
     check_output_path,
     read_volume,
     suffix_of,
-    write_volume,
+    volume_output,
 )
 from .data.masks import otsu_mask
 from .data.slices import image_axis_to_numpy
+from .devices import resolve_device
 from .methods import Method, load_method
+from .progress import progress_enabled
 
 __all__ = [
     "AXES",
@@ -44,6 +56,7 @@ __all__ = [
     "check_preset",
     "default_std_path",
     "hr_reference",
+    "lr_input_hint",
     "load_sr_method",
     "super_resolve_file",
     "super_resolve_volume",
@@ -100,6 +113,43 @@ def hr_reference(lr: sitk.Image, factors: str | float | np.ndarray) -> sitk.Imag
     return ref
 
 
+#: HR voxel spacing (mm) of the training data of a data source, where it is known: the demo
+#: template (ICBM152 at 1 mm) and the default data set (0.5 to 1 mm; the coarsest is taken).
+TRAINING_HR_SPACING_MM: dict[str, float] = {"demo": 1.0, "default": 1.0}
+
+
+def lr_input_hint(spacing: tuple[float, ...], data: Any) -> str | None:
+    """A hint when a volume of ``spacing`` (mm), given on its own grid, looks genuinely
+    low-resolution for a checkpoint trained on ``data`` (its ``DataConfig``): along every axis
+    the preset degrades, the spacing is at least 0.7 times the preset's factor times the
+    training HR spacing. None when it does not, or when the training spacing is unknown."""
+    hr = TRAINING_HR_SPACING_MM.get(getattr(data, "source", ""))
+    if hr is None or data.preset not in PRESETS:
+        return None
+    f = np.asarray(PRESETS[data.preset], dtype=np.float64)
+    ratio = np.asarray(spacing, dtype=np.float64) / hr
+    coarse = f > 1
+    if not coarse.any() or not np.all(ratio[coarse] >= 0.7 * f[coarse]):
+        return None
+    fmt = " x ".join
+    return (
+        f"spacing {fmt(f'{v:g}' for v in spacing)} mm is about {fmt(f'{v:g}' for v in f)} "
+        f"times the checkpoint's training HR spacing ({hr:g} mm, preset {data.preset!r}); "
+        "if this is a genuinely low-resolution scan, pass --lr to re-grid it first"
+    )
+
+
+def _check_hr_size(path: PathLike, img: sitk.Image, factors: Any) -> None:
+    f = resolve_factors(factors, img.GetDimension())
+    size = [int(round(n * v)) for n, v in zip(img.GetSize(), f, strict=True)]
+    n, limit = math.prod(size), max_voxels()
+    if n > limit:
+        raise VolumeError(
+            f"{path}: re-gridded by the preset's factors it would be {'x'.join(map(str, size))}"
+            f" = {n:,} voxels, over the limit of {limit:,} (set {MAX_VOXELS_ENV} to allow it)"
+        )
+
+
 def _on_grid(arr: np.ndarray, reference: sitk.Image) -> sitk.Image:
     img = sitk.GetImageFromArray(np.ascontiguousarray(arr, dtype=np.float32))
     img.CopyInformation(reference)
@@ -122,6 +172,7 @@ def super_resolve_volume(
     progress: bool = True,
     checkpoint: PathLike | None = None,
     stats: dict[str, int] | None = None,
+    sr_options: dict[str, Any] | None = None,
 ) -> tuple[sitk.Image, sitk.Image | None]:
     """Super-resolve a 3-D volume slice by slice; returns ``(sr, std)`` (float32, HR grid).
 
@@ -135,6 +186,9 @@ def super_resolve_volume(
     method is) moves the method there if needed; bf16 autocast is used on CUDA only.
     ``checkpoint`` names the checkpoint in errors (default ``method.checkpoint_path``); a
     ``stats`` dict receives the number of ``slices`` and of ``network_slices`` (non-constant).
+    ``sr_options`` are keywords of ``method.super_resolve`` (e.g. ``window=None`` for
+    whole-slice network calls; default: the method's, sliding windows of the training patch
+    size for Res-SRDiff).
     """
     if img.GetDimension() != 3:
         raise ValueError(f"super_resolve_volume: need a 3-D volume, got {img.GetDimension()}-D")
@@ -174,11 +228,12 @@ def super_resolve_volume(
     gen = torch.Generator(device=dev).manual_seed(int(seed))
     per_pass = max(1, batch // samples) if samples > 1 else batch
     use_bf16 = bf16 and dev.type == "cuda"
+    opts = dict(sr_options or {})
     bar = tqdm(
         total=int(active.size),
         unit="slice",
         desc="ressrdiff sr",
-        disable=not progress,
+        disable=not progress_enabled(progress),
         file=sys.stderr,
         leave=False,
     )
@@ -189,12 +244,12 @@ def super_resolve_volume(
                 x_lr = torch.from_numpy(y[idx][:, None]).to(dev)
                 if samples > 1:
                     ens = method.super_resolve_ensemble(
-                        x_lr, samples, steps=steps, generator=gen, chunk=batch
+                        x_lr, samples, steps=steps, generator=gen, chunk=batch, **opts
                     )
                     out, spread = ens.mean, ens.std
                     sd[idx] = spread[:, 0].float().cpu().numpy()
                 else:
-                    out = method.super_resolve(x_lr, steps=steps, generator=gen)
+                    out = method.super_resolve(x_lr, steps=steps, generator=gen, **opts)
                 y[idx] = out[:, 0].float().cpu().numpy()
                 bar.update(idx.size)
     finally:
@@ -218,30 +273,6 @@ def default_std_path(output: PathLike) -> Path:
     return p.with_name(f"{stem}_std{p.name[len(stem) :]}")
 
 
-def _write_together(items: list[tuple[sitk.Image, Path]], refuse: list[Path]) -> None:
-    """Write every image to a hidden temporary file beside its target, then move them all into
-    place; on any failure the temporaries (and targets already moved) are removed."""
-    pending: list[tuple[Path, Path]] = []
-    moved: list[Path] = []
-    try:
-        for img, target in items:
-            suffix = suffix_of(target)
-            stem = target.name[: -len(suffix)]
-            tmp = target.parent / f".{stem}.pending-{uuid.uuid4().hex[:12]}{suffix}"
-            pending.append((tmp, target))
-            write_volume(img, tmp, refuse=refuse)
-        for tmp, target in pending:
-            os.replace(tmp, target)
-            moved.append(target)
-    except BaseException:
-        for tmp, _ in pending:
-            tmp.unlink(missing_ok=True)
-        if len(moved) < len(pending):
-            for target in moved:
-                target.unlink(missing_ok=True)
-        raise
-
-
 @dataclass(frozen=True)
 class SRReport:
     """What :func:`super_resolve_file` did."""
@@ -254,6 +285,7 @@ class SRReport:
     network_slices: int  # slices sent to the network (non-constant)
     seconds: float  # wall time, reading to writing
     sampling_seconds: float  # time spent in super_resolve_volume
+    planes: tuple[str, ...] = ()  # orthogonal-plane fusion (ressrdiff.fusion); () = one axis
 
     @property
     def slices_per_second(self) -> float:
@@ -285,16 +317,35 @@ def super_resolve_file(
     input_is_lr: bool = False,
     preset: str | None = None,
     progress: bool = True,
+    sr_options: dict[str, Any] | None = None,
+    warn: Callable[[str], None] | None = None,
+    planes: Sequence[str] | None = None,
+    combine: str = "mean",
 ) -> SRReport:
     """Read ``input_path``, super-resolve it with ``checkpoint`` and write ``output_path``.
 
     With ``samples`` > 1 the standard-deviation map goes to ``std_output`` (default:
     :func:`default_std_path`). ``axis`` defaults to the checkpoint's training axis (``data.axis``)
-    and ``device`` to CUDA when available. All inputs and outputs are checked before the
-    checkpoint is loaded; both outputs are written, or neither. Other arguments as in
-    :func:`super_resolve_volume`.
+    and ``device`` to CUDA when available (a device this machine lacks is a one-line
+    :class:`~ressrdiff.devices.DeviceError`). All inputs, outputs and the device are checked
+    before the checkpoint is loaded; both outputs are written, or neither, each verified by
+    reading it back (a failure raises :class:`~ressrdiff.atomic.WriteError`). ``warn`` receives
+    one-line warnings (an implausible spacing; an input that looks genuinely low-resolution
+    without ``input_is_lr``); default: :func:`warnings.warn`. ``planes`` (e.g. ``["axial",
+    "coronal", "sagittal"]``) super-resolves across each anatomical plane and combines them
+    (``combine``: mean or median; :func:`ressrdiff.fusion.super_resolve_planes`) instead of
+    slicing along ``axis``. Other arguments as in :func:`super_resolve_volume`.
     """
+    if warn is None:
+
+        def warn(text: str) -> None:
+            warnings.warn(text, stacklevel=3)
+
     t0 = time.perf_counter()
+    if planes is not None and axis is not None:
+        raise ValueError("give either planes (fusion) or axis, not both")
+    if combine not in ("mean", "median"):
+        raise ValueError(f"combine must be mean or median, got {combine!r}")
     if samples < 1 or batch < 1 or (steps is not None and steps < 1):
         raise ValueError(
             f"samples, batch and steps must be >= 1 (got samples={samples}, batch={batch}, "
@@ -309,26 +360,36 @@ def super_resolve_file(
     if preset is not None and preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
 
+    dev = resolve_device(device)
     # one-line errors for a missing/corrupt file, 2-D or 4-D, NaN/Inf or constant voxels
     img = read_volume(input_path, ndim=3)
     refuse = {"input": input_path, "checkpoint": checkpoint}
     out = check_output_path(output_path, refuse=refuse)
     std_out = None
     if std_output is not None:
-        std_out = check_output_path(std_output, refuse={**refuse, "SR output": out})
+        std_out = check_output_path(std_output, refuse=refuse, outputs={"SR output (-o)": out})
+    for target in (out, std_out):
+        why = target is not None and unstorable(img, suffix_of(target))
+        if why:
+            raise VolumeError(f"{target}: cannot keep the geometry of {input_path}: {why}")
+    odd = implausible_spacing(img)
+    if odd:
+        warn(f"{input_path}: {odd}")
 
-    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     method = load_sr_method(checkpoint, device=dev)
     check_preset(method, preset, checkpoint)
+    if input_is_lr:
+        _check_hr_size(input_path, img, method.cfg.data.preset)
+    else:
+        hint = lr_input_hint(img.GetSpacing(), method.cfg.data)
+        if hint:
+            warn(f"{input_path}: {hint}")
     ax = method.cfg.data.axis if axis is None else axis
     stats: dict[str, int] = {}
     t1 = time.perf_counter()
-    sr, sd = super_resolve_volume(
-        method,
-        img,
+    common: dict[str, Any] = dict(
         steps=steps,
         samples=samples,
-        axis=ax,
         batch=batch,
         seed=seed,
         device=dev,
@@ -338,11 +399,22 @@ def super_resolve_file(
         progress=progress,
         checkpoint=checkpoint,
         stats=stats,
+        sr_options=sr_options,
     )
+    if planes:
+        from .fusion import super_resolve_planes  # fusion builds on this module
+
+        sr, sd, axes = super_resolve_planes(
+            method, img, planes=list(planes), combine=combine, **common
+        )
+        ax = axes[0]
+    else:
+        sr, sd = super_resolve_volume(method, img, axis=ax, **common)
     t2 = time.perf_counter()
-    items = [(sr, out)] + ([(sd, std_out)] if sd is not None and std_out is not None else [])
-    inputs = [Path(input_path).expanduser().resolve(), Path(checkpoint).expanduser().resolve()]
-    _write_together(items[::-1], inputs)  # std first: the SR appears last
+    outputs = [volume_output(sr, out)]
+    if sd is not None and std_out is not None:
+        outputs.insert(0, volume_output(sd, std_out))  # std first: the SR appears last
+    write_files(outputs)  # both or neither, each verified by reading it back
     return SRReport(
         output=out,
         std_output=std_out if sd is not None else None,
@@ -352,4 +424,5 @@ def super_resolve_file(
         network_slices=stats["network_slices"],
         seconds=time.perf_counter() - t0,
         sampling_seconds=t2 - t1,
+        planes=tuple(planes or ()),
     )

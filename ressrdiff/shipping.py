@@ -14,8 +14,6 @@ time, machine, package version, the sha256 of the file and the commands that rep
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,8 @@ import numpy as np
 import torch
 
 from . import __version__
-from .checkpoint import CheckpointError, load_checkpoint
+from .atomic import bytes_output, write_files
+from .checkpoint import CheckpointError, check_checkpoint_file, load_checkpoint
 from .data.prepare import file_sha256
 
 __all__ = [
@@ -56,9 +55,7 @@ def read_shipped(path: str | Path) -> dict[str, Any]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file, safe_open
 
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: model file not found")
+    path = check_checkpoint_file(path, "model")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -99,17 +96,8 @@ def canonical_safetensors(blob: bytes) -> bytes:
 
 
 def _atomic_bytes(data: bytes, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; shipped files are for everyone
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` verified and atomically (:mod:`ressrdiff.atomic`), readable by all."""
+    write_files([bytes_output(path, data, mode=0o644)])
 
 
 def _probe_input(seed: int = 0, size: int = 32) -> torch.Tensor:
@@ -133,6 +121,7 @@ def export_model(
     dtype: str = "auto",
     tol_db: float = 50.0,
     weights: str = "ema",
+    infer: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the inference weights of ``checkpoint`` to ``out`` (``.safetensors``).
 
@@ -140,7 +129,10 @@ def export_model(
     stays within ``tol_db`` dB PSNR (on [-1, 1]) of its float32 output, else float32. Returns the
     manifest entry (without the fields only the caller knows: commands, wall time, machine).
     ``weights`` 'ema' (the EMA weights when the checkpoint has them, else the raw ones) or 'raw'
-    (the optimised weights, as the authors' inference loads them).
+    (the optimised weights, as the authors' inference loads them). ``infer`` sets the exported
+    config's inference section (:class:`ressrdiff.config.InferConfig`, e.g. ``{"window":
+    "auto"}``: sliding windows of the training patch), chosen after training on validation data;
+    the weights are unchanged.
     """
     from safetensors.torch import save
 
@@ -156,6 +148,15 @@ def export_model(
     if weights not in ("ema", "raw"):
         raise ValueError(f"weights {weights!r}: use ema or raw")
     ckpt = load_checkpoint(checkpoint)
+    if infer:
+        from .config import ConfigError, RunConfig
+
+        cfg = RunConfig.from_dict(ckpt["config"], where=str(checkpoint))
+        try:
+            cfg = cfg.replace(**{f"infer.{k}": v for k, v in infer.items()})
+        except ConfigError as e:
+            raise ValueError(f"export: {e}") from None
+        ckpt["config"] = cfg.to_dict()
     method = load_method(checkpoint, use_ema=weights == "ema")
     weights = method.weights
     nets = {name: net.state_dict() for name, net in method.networks().items()}
@@ -214,8 +215,10 @@ def export_model(
 
 
 def data_provenance(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The data a run trained on: source, preset, re-gridding and, for the default data set or a
-    manifest, every subject's role and the sha256 of its HR file (the split training used)."""
+    """The data a run trained on: source, preset, degradation (``"resample"`` for configs
+    without the field), re-gridding and, for the default data set or a manifest, every subject's
+    role and the sha256 of its HR file (the split training used)."""
+    from .data.degrade import degradation_of
     from .data.manifest import assign_roles, read_subjects
     from .data.prepare import prepare_dataset
 
@@ -223,6 +226,7 @@ def data_provenance(cfg: dict[str, Any]) -> dict[str, Any]:
     prov: dict[str, Any] = {
         k: data.get(k) for k in ("source", "path", "preset", "regrid", "axis", "patch")
     }
+    prov["degradation"] = degradation_of(data)
     if data.get("source") in ("default", "manifest"):
         src = (
             prepare_dataset("default") / "manifest.csv"

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+from pathlib import Path
 
-from .data.degrade import PRESETS
+from .data.degrade import DEGRADATIONS, PRESETS, degradation_of, resolve_degradation
 
-__all__ = ["add_sr_parser", "run_sr"]
+__all__ = ["add_sr_parser", "checkpoint_degradation", "degradation_warning", "run_sr"]
 
 DESCRIPTION = """Super-resolve a whole MRI volume with a trained checkpoint (Algorithm 2 on every
 2-D slice along --axis).
@@ -18,7 +21,13 @@ volume: it is first re-gridded onto the HR grid of the checkpoint's degradation 
 (same field of view, spacing divided by the preset's factors), with the checkpoint's
 interpolator. Each slice is min-max normalised to [-1, 1] as in training and the result is
 returned in the input's intensity units, on the HR grid (spacing, origin, direction).
-Constant slices (empty background) are copied unchanged."""
+Constant slices (empty background) are copied unchanged.
+
+A checkpoint is trained on one degradation (its config's data.degradation: resample, the
+paper's point sampling, or acquisition, the large voxel averaging what it covers); the summary
+line names it. --degradation says how INPUT was made (simulated with that model, or, with --lr,
+acquired like it); when it differs from the checkpoint's, one warning line goes to stderr and
+the volume is super-resolved all the same."""
 
 EPILOG = """examples:
   ressrdiff sr lr_on_hr_grid.nii.gz -o sr.nii.gz --checkpoint runs/paper/last.pt
@@ -26,11 +35,16 @@ EPILOG = """examples:
   ressrdiff sr lr.nii.gz -o sr.nii.gz --checkpoint last.pt --samples 8   # + sr_std.nii.gz
   ressrdiff sr prostate.mha -o sr.mha --checkpoint prostate.pt --lr --preset prostate
   ressrdiff sr lr.nii.gz -o sr.nii.gz --checkpoint last.pt --axis y --batch 32 --device cuda
+  ressrdiff sr scan.nii.gz -o sr.nii.gz --checkpoint last.pt --lr --degradation acquisition
 
 Inputs: NIfTI (.nii/.nii.gz), MHA/MHD, NRRD or a DICOM series folder; outputs: .nii.gz,
-.nii, .mha or .nrrd. Nothing is written unless every step succeeds; an output never
-overwrites the input or the checkpoint. Results are deterministic for a given --seed,
---batch and device."""
+.nii, .mha or .nrrd. Nothing is written unless every step succeeds (each output is read back
+and compared before it replaces anything); an output never overwrites the input or the
+checkpoint, and never changes the input's geometry (a skewed direction cannot go to NIfTI).
+Results are deterministic for a given --seed, --batch and device. An input whose header
+declares more than $RESSRDIFF_MAX_VOXELS voxels (default 100 million) is refused before it is
+read. Exit status: 0 done, 1 a write failed (disk full, file size limit), 2 a usage or input
+error, 130 interrupted."""
 
 
 def add_sr_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -77,6 +91,22 @@ def add_sr_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
         choices=sorted(PRESETS),
         help="refuse a checkpoint trained for another degradation preset",
     )
+    s.add_argument(
+        "--degradation",
+        metavar="{" + ",".join(DEGRADATIONS) + "}",  # checked in run_sr: a one-line error
+        help="how INPUT was degraded (default: the checkpoint's own); a mismatch is warned about",
+    )
+    s.add_argument(
+        "--planes",
+        help="orthogonal-plane fusion: super-resolve across each of these planes "
+        "(comma-separated: axial,coronal,sagittal) and combine; costs one pass per plane",
+    )
+    s.add_argument(
+        "--combine",
+        choices=["mean", "median"],
+        default="mean",
+        help="how --planes combines the per-plane volumes (default mean)",
+    )
     s.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     s.add_argument(
         "--no-bf16",
@@ -89,14 +119,81 @@ def add_sr_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     return s
 
 
+def checkpoint_degradation(path: str | os.PathLike[str]) -> str:
+    """The degradation a checkpoint (training ``.pt`` or shipped ``.safetensors``) was trained on:
+    its config's ``data.degradation`` (:func:`ressrdiff.data.degrade.degradation_of`; older
+    checkpoints without the field: ``"resample"``). Reads the config only, not the network; a
+    one-line :class:`CheckpointError` when the file is not a readable checkpoint."""
+    from .checkpoint import CheckpointError, load_checkpoint
+
+    p = Path(path)
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(p), framework="pt") as f:
+                config = json.loads((f.metadata() or {})["config"])
+        else:
+            import torch
+
+            try:  # memory-mapped: the tensors are not read
+                ckpt = torch.load(p, map_location="cpu", weights_only=False, mmap=True)
+            except Exception:  # noqa: BLE001 - an old format or junk: the full loader decides
+                ckpt = load_checkpoint(p)
+            config = ckpt["config"]
+        return degradation_of(config["data"])
+    except CheckpointError:
+        raise
+    except Exception as e:  # noqa: BLE001 - anything unreadable is "not a checkpoint"
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"{p}: no readable degradation in the checkpoint ({reason})"
+        ) from None
+
+
+def degradation_warning(
+    checkpoint: str | os.PathLike[str], trained: str, given: str, *, input_is_lr: bool = False
+) -> str | None:
+    """The one-line warning for an input degraded otherwise than the checkpoint's training data
+    (None when they agree)."""
+    if given == trained:
+        return None
+    made = "declared" if input_is_lr else "simulated with"
+    return (
+        f"ressrdiff sr: warning: checkpoint {checkpoint} was trained on degradation "
+        f"{trained!r}, input {made} {given!r}"
+    )
+
+
 def run_sr(args: argparse.Namespace) -> int:
     """Run ``ressrdiff sr``; prints a one-line summary and returns 0.
 
-    Errors are raised (``VolumeError``/``ValueError``, ``CheckpointError``) for the caller to
-    print as one line.
+    Errors are raised (``VolumeError``/``ValueError``, ``CheckpointError``, ``DeviceError``,
+    ``WriteError``) for the caller to print as one line; warnings (a degradation mismatch, an
+    implausible spacing, an input that looks low-resolution without ``--lr``) are one line each
+    on stderr.
     """
+    from .checkpoint import CheckpointError
     from .inference import AXES, super_resolve_file
 
+    try:
+        trained = checkpoint_degradation(args.checkpoint)
+    except CheckpointError:  # super_resolve_file reports it, after the input checks
+        trained = None
+    given = getattr(args, "degradation", None)
+    if given is not None:
+        resolve_degradation(given)  # an unknown name: a one-line ValueError before any work
+    if trained is not None and given is not None:
+        warning = degradation_warning(args.checkpoint, trained, given, input_is_lr=args.lr)
+        if warning:
+            print(warning, file=sys.stderr)
+    planes = None
+    if args.planes is not None:
+        from .fusion import parse_planes
+
+        planes = parse_planes(args.planes)  # a one-line ValueError before any work
+        if args.axis is not None:
+            raise ValueError("--planes and --axis exclude each other")
     report = super_resolve_file(
         args.input,
         args.output,
@@ -112,11 +209,18 @@ def run_sr(args: argparse.Namespace) -> int:
         input_is_lr=args.lr,
         preset=args.preset,
         progress=not args.quiet,
+        warn=lambda text: print(f"ressrdiff sr: warning: {text}", file=sys.stderr),
+        planes=planes,
+        combine=args.combine,
     )
     n_const = report.slices - report.network_slices
+    where = "xyz"[report.axis]
+    if report.planes:
+        where = f"{'+'.join(report.planes)} ({args.combine} of {len(report.planes)} planes)"
     const = f", {n_const} constant copied" if n_const else ""
     msg = (
-        f"ressrdiff sr: {report.slices} slices along {'xyz'[report.axis]}{const}; "
+        f"ressrdiff sr: {report.slices} slices along {where}{const}; "
+        f"checkpoint trained on degradation {trained!r}; "
         f"{report.seconds:.1f} s wall, {report.sampling_seconds:.2f} s sampling, "
         f"{report.network_slices_per_second:.2f} network slices/s; "
         f"wrote {report.output} ({'x'.join(map(str, report.size))})"

@@ -17,6 +17,7 @@ import contextlib
 import statistics
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 
@@ -72,6 +73,7 @@ def time_method(
     bf16: bool = False,
     seed: int = 0,
     synchronize: bool = True,
+    sr_options: dict[str, Any] | None = None,
 ) -> SliceTiming:
     """Median seconds per ``height`` x ``width`` slice of ``method.super_resolve(x, steps)``.
 
@@ -79,6 +81,7 @@ def time_method(
     evaluations and scale by NFE / ``measure_nfe``. ``bf16``: autocast to bfloat16 (CUDA only).
     ``synchronize=False`` reproduces an unsynchronised timer (the authors' code; chapter 12): on
     a GPU it can stop before the queued kernels finish; on a CPU it makes no difference.
+    ``sr_options``: keywords of ``super_resolve`` (e.g. ``window=None``: whole-slice calls).
     """
     if repeats < 1 or batch < 1:
         raise ValueError("repeats and batch must be >= 1")
@@ -96,7 +99,10 @@ def time_method(
     def call() -> None:
         with ctx:
             method.super_resolve(
-                x, steps=run_steps, generator=torch.Generator(dev).manual_seed(seed)
+                x,
+                steps=run_steps,
+                generator=torch.Generator(dev).manual_seed(seed),
+                **(sr_options or {}),
             )
 
     call()  # warm-up (allocations, cuDNN autotuning, lazy inits)
@@ -133,12 +139,14 @@ def time_method(
 @dataclass(frozen=True)
 class SpeedCase:
     """One row of a speed table: ``method`` sampled with ``steps`` (None: its default), timed on
-    ``measure_nfe`` evaluations at most (None: all)."""
+    ``measure_nfe`` evaluations at most (None: all), with ``sr_options`` (keywords of
+    ``super_resolve``, e.g. ``window``)."""
 
     label: str
     method: Method
     steps: int | None = None
     measure_nfe: int | None = None
+    sr_options: dict[str, Any] | None = None
 
 
 def speed_table(
@@ -169,6 +177,7 @@ def speed_table(
                 repeats=repeats,
                 measure_nfe=c.measure_nfe,
                 bf16=bf16,
+                sr_options=c.sr_options,
             )
 
         t = timed(*slice_hw)

@@ -29,9 +29,17 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import __version__
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .atomic import text_output, write_files
+from .checkpoint import (
+    CheckpointError,
+    CorruptCheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
 from .config import RunConfig
+from .devices import resolve_device
 from .methods import Method, build_method
+from .progress import progress_enabled
 
 __all__ = ["Trainer", "EMA", "lr_factor", "batch_positions", "sample_seeds", "DistInfo"]
 
@@ -100,9 +108,8 @@ class DistInfo:
 def _init_distributed(device_pref: str) -> tuple[DistInfo, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     info = DistInfo(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+    resolve_device(device_pref, what="train.device")  # a one-line error without a GPU
     use_cuda = device_pref == "cuda" or (device_pref == "auto" and torch.cuda.is_available())
-    if device_pref == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
     device = torch.device(f"cuda:{info.local_rank}" if use_cuda else "cpu")
     if use_cuda:
         torch.cuda.set_device(device)
@@ -131,12 +138,13 @@ class Trainer:
         self.cfg = cfg
         self.out = Path(out_dir)
         self.dist, self.device = _init_distributed(cfg.train.device)
-        # the data first: bad data must fail before the run folder exists
+        if resume and not self.ckpt_path.is_file():
+            raise CheckpointError(
+                f"{self.ckpt_path}: nothing to resume from (no checkpoint in {self.out})"
+            )
+        # the data and the network first: bad data or a bad config must fail before the run
+        # folder exists (it is made at the end of __init__)
         self.dataset = dataset if dataset is not None else build_dataset(cfg)
-        if self.dist.main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            for stale in self.out.glob(".*.pt.*.tmp"):  # left by a kill during a write
-                stale.unlink(missing_ok=True)
         self.progress = progress and self.dist.main
         torch.manual_seed(cfg.seed)
         self.method = (method or build_method(cfg)).to(self.device)
@@ -166,8 +174,10 @@ class Trainer:
         )
         self.step = 0
         self.history: list[dict[str, float]] = []
+        self.saved_step: int | None = None  # the step of the last checkpoint written (or read)
         if resume:
             self._resume()
+            self.saved_step = self.step
         self.model: nn.Module = self.method
         if self.dist.world > 1:
             if len(self.groups) > 1:
@@ -178,6 +188,10 @@ class Trainer:
             self.model = nn.parallel.DistributedDataParallel(
                 self.method, device_ids=[self.device.index] if self.cuda else None
             )
+        if self.dist.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            for stale in self.out.glob(".*.pt.*.tmp"):  # left by a kill during a write
+                stale.unlink(missing_ok=True)
 
     # -- checkpoints ------------------------------------------------------------------------
     @property
@@ -220,13 +234,28 @@ class Trainer:
         paths = paths or (self.ckpt_path,)
         for p in paths:
             save_checkpoint(p, state)
+        self.saved_step = self.step
         return paths[0]
+
+    def kept_checkpoints(self) -> list[Path]:
+        """The step checkpoints ``train.keep_every`` kept in the run folder, newest first."""
+        return sorted(self.out.glob("step_*.pt"), reverse=True)
 
     def _resume(self) -> None:
         path = self.ckpt_path
         if not path.is_file():
             raise CheckpointError(f"{path}: nothing to resume from (no checkpoint in {self.out})")
-        ckpt = load_checkpoint(path, map_location=self.device)
+        try:
+            ckpt = load_checkpoint(path, map_location=self.device)
+        except CorruptCheckpointError:
+            kept = [p.name for p in self.kept_checkpoints()]
+            way = (
+                f"resume from one of: {', '.join(kept)} (copy it over last.pt, then --resume)"
+                if kept
+                else f"{self.out} keeps no step checkpoints (train.keep_every) to resume from; "
+                "train again into another --out"
+            )
+            raise CheckpointError(f"checkpoint {path} is corrupt (truncated?); {way}") from None
         self.method.check_signature(ckpt, str(path))
         if ckpt["step"] > self.cfg.train.steps:
             raise CheckpointError(
@@ -324,7 +353,7 @@ class Trainer:
         bar = tqdm(
             total=t.steps,
             initial=self.step,
-            disable=not self.progress,
+            disable=not progress_enabled(self.progress),
             desc=self.cfg.name,
             unit="step",
             dynamic_ncols=True,
@@ -356,9 +385,7 @@ class Trainer:
     def _write_log(self) -> None:
         if not self.dist.main:
             return
-        tmp = self.out / ".log.jsonl.tmp"
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.history), encoding="utf-8")
-        os.replace(tmp, self.out / "log.jsonl")
+        log = "".join(json.dumps(r) + "\n" for r in self.history)
         meta = {
             "ressrdiff_version": __version__,
             "config": self.cfg.to_dict(),
@@ -367,9 +394,12 @@ class Trainer:
             "device": str(self.device),
             "world_size": self.dist.world,
         }
-        tmp = self.out / ".run.json.tmp"
-        tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        os.replace(tmp, self.out / "run.json")
+        write_files(
+            [
+                text_output(self.out / "log.jsonl", log),
+                text_output(self.out / "run.json", json.dumps(meta, indent=2)),
+            ]
+        )
 
 
 def build_dataset(cfg: RunConfig):

@@ -155,7 +155,7 @@ def test_cli_batch_writes_one_copy_per_set(root: Path, tmp_path: Path, capsys):
         nb = nbformat.read(f, as_version=4)
         got[f.name] = nb.cells[-1].outputs[0]["text"]
     assert got == {"01_a__1_n-4.ipynb": "smoke 1 40\n", "01_a__2_n-5_seed-9.ipynb": "smoke 9 50\n"}
-    assert main(["book", "run", "--root", str(root), "--batch", str(batch), "--quiet"]) == 1
+    assert main(["book", "run", "--root", str(root), "--batch", str(batch), "--quiet"]) == 2
     assert "--batch needs --notebook" in capsys.readouterr().err
 
 

@@ -1,4 +1,6 @@
-"""The paper's degradation: FOV-preserving LR grid, no systematic shift, presets, re-gridding."""
+"""Degradations: FOV-preserving LR grid, no systematic shift, presets, re-gridding, and the named
+models (the paper's ``resample``, the physical ``acquisition`` and its k-space variant) checked
+against closed forms."""
 
 from __future__ import annotations
 
@@ -6,13 +8,21 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from ressrdiff.config import DEGRADATION_NAMES
 from ressrdiff.data.degrade import (
+    DEGRADATIONS,
     PRESETS,
+    antialias_sigmas,
     check_same_grid,
+    degradation_of,
     degrade,
     downsample,
+    kspace_lr,
+    kspace_window,
     lr_grid,
+    lr_noise_sd,
     regrid,
+    resolve_degradation,
     same_grid,
 )
 from ressrdiff.data.io import VolumeError
@@ -144,15 +154,217 @@ def test_outside_lr_fov_takes_edge_value() -> None:
         np.testing.assert_allclose(out[..., 8:], edge, atol=1e-4)  # nearest edge value
 
 
-def test_antialias_suppresses_aliasing() -> None:
-    x = np.indices((12, 12, 24))[2]
-    stripes = (x % 2).astype(np.float32)  # Nyquist-frequency stripes along x
-    hr = sitk.GetImageFromArray(stripes)
-    # f = 3: LR centres sit on HR voxels 1, 4, 7, ... and pick up 1, 0, 1, ...
-    plain = sitk.GetArrayFromImage(downsample(hr, (3, 1, 1)))
-    smooth = sitk.GetArrayFromImage(downsample(hr, (3, 1, 1), antialias=True))
-    assert plain.std() > 0.4
-    assert smooth.std() < 0.05 and abs(smooth.mean() - 0.5) < 0.05
+def _stripes(period: float, n: int = 96, spacing: float = 0.5) -> sitk.Image:
+    """cos(2 pi x / period) along x (``period`` in HR voxels) on an n x 6 x 4 volume."""
+    x = np.arange(n, dtype=np.float64)
+    arr = np.cos(2 * np.pi * x / period)[None, None, :].repeat(4, 0).repeat(6, 1)
+    img = sitk.GetImageFromArray(arr.astype(np.float32))
+    img.SetSpacing((spacing, 0.7, 1.3))
+    return img
+
+
+def _amplitude(lr: sitk.Image, period: float, f: float) -> tuple[float, float]:
+    """Least-squares (cos, sin) amplitudes of the LR profile along x at the HR frequency, away
+    from the ends; LR voxel j is centred on HR index (f - 1) / 2 + f j."""
+    prof = sitk.GetArrayFromImage(lr)[1, 2].astype(np.float64)
+    xs = (f - 1) / 2 + f * np.arange(prof.size)
+    basis = np.stack([np.cos(2 * np.pi * xs / period), np.sin(2 * np.pi * xs / period)], 1)
+    mid = slice(4, -4)
+    if np.abs(basis[:, 1]).max() < 1e-9:  # the HR Nyquist frequency sampled on HR voxels
+        return float(np.dot(basis[mid, 0], prof[mid]) / np.dot(basis[mid, 0], basis[mid, 0])), 0.0
+    coef, *_ = np.linalg.lstsq(basis[mid], prof[mid], rcond=None)
+    return float(coef[0]), float(coef[1])
+
+
+def test_degradations_are_named_and_bad_names_are_one_line_errors() -> None:
+    assert list(DEGRADATIONS)[:2] == ["resample", "acquisition"]
+    assert "acquisition-kspace" in DEGRADATIONS
+    assert tuple(DEGRADATIONS) == DEGRADATION_NAMES  # what a config accepts
+    assert resolve_degradation(None) == "resample"  # an older config or checkpoint
+    assert resolve_degradation("resample", antialias=True) == "acquisition"  # the old spelling
+    assert resolve_degradation("acquisition", antialias=False) == "acquisition"
+    assert degradation_of({"preset": "brain-4x"}) == "resample"
+    assert degradation_of({"antialias": True}) == "acquisition"
+    assert degradation_of({"degradation": "acquisition"}) == "acquisition"
+    hr = _blobs()
+    bad = [
+        (lambda: downsample(hr, 4, degradation="blur"), "unknown degradation 'blur'; use one of"),
+        (lambda: degrade(hr, 4, degradation="Acquisition"), "unknown degradation"),
+        (
+            lambda: downsample(hr, 4, degradation="acquisition-kspace", antialias=True),
+            "contradicts",
+        ),
+        (lambda: downsample(hr, 4, noise_sd=1.0), "'resample' has no noise model"),
+        (lambda: downsample(hr, 4, degradation="acquisition", noise_sd=-1.0), "noise_sd"),
+        (lambda: kspace_window(8, 1.0, 2.0, tukey_alpha=2.0), "tukey_alpha"),
+        (lambda: downsample(hr, 4, degradation="acquisition-kspace", interpolator="x"), "interp"),
+    ]
+    for call, text in bad:
+        with pytest.raises(ValueError, match=text) as info:
+            call()
+        assert "\n" not in str(info.value)
+
+
+def test_constant_stays_constant_under_every_degradation() -> None:
+    arr = np.full((12, 20, 24), 7.25, dtype=np.float32)
+    hr = sitk.GetImageFromArray(arr)
+    hr.SetSpacing((0.8, 1.1, 2.0))
+    hr.SetOrigin((5.0, -7.0, 3.0))
+    hr.SetDirection(_direction().ravel().tolist())
+    for name in DEGRADATIONS:
+        for factors in ((3, 2, 2), "brain-4x", (2.5, 1, 1.5)):
+            lr = downsample(hr, factors, degradation=name)
+            assert same_grid(lr, lr_grid(hr, factors), tol=1e-9), (name, factors)
+            np.testing.assert_allclose(sitk.GetArrayFromImage(lr), 7.25, atol=1e-4)
+        out = sitk.GetArrayFromImage(
+            degrade(hr, (3, 2, 2), degradation=name, regrid_method="bspline")
+        )
+        np.testing.assert_allclose(out, 7.25, atol=1e-4)
+
+
+def test_acquisition_attenuates_by_the_gaussian_transfer_while_resample_aliases() -> None:
+    """f = 3 along x: LR centres sit on HR voxels 1, 4, 7, ... A Gaussian of sigma (mm) passes
+    frequency k (cycles/mm) with the factor exp(-2 pi^2 sigma^2 k^2); at the HR Nyquist frequency
+    that is < 1e-3, while point sampling keeps the stripes at full amplitude (aliased to the LR
+    Nyquist frequency)."""
+    f, s = 3, 0.5
+    sigma = antialias_sigmas((s,), (f,))[0]
+    # total FWHM (this Gaussian with the HR voxel's FWHM = s, in quadrature) = the LR voxel
+    assert np.hypot(sigma * 2 * np.sqrt(2 * np.log(2)), s) == pytest.approx(f * s)
+    for period in (2, 4, 5, 8, 10, 12):
+        hr = _stripes(period, spacing=s)
+        expected = np.exp(-2 * np.pi**2 * sigma**2 / (period * s) ** 2)
+        plain, _ = _amplitude(downsample(hr, (f, 1, 1)), period, f)
+        acq, acq_sin = _amplitude(downsample(hr, (f, 1, 1), degradation="acquisition"), period, f)
+        assert plain == pytest.approx(1.0, abs=1e-4), period  # nothing is averaged away
+        assert acq == pytest.approx(expected, abs=6e-3), period
+        assert abs(acq_sin) < 1e-3  # no shift
+        if period == 2:  # the HR Nyquist frequency
+            assert expected < 1e-3 and abs(acq) < 3e-3
+            lr = sitk.GetArrayFromImage(downsample(hr, (f, 1, 1)))[1, 2]
+            np.testing.assert_allclose(lr[:6], [-1, 1, -1, 1, -1, 1], atol=1e-5)  # aliased
+
+
+def test_kspace_passes_exactly_the_window_of_the_lr_extent() -> None:
+    """Frequencies on DFT bins come out scaled by the Tukey window and evaluated exactly at the
+    LR centres, also between HR voxels (f = 2) and for a non-integer factor."""
+    s, n = 0.5, 96
+    for f, alpha, period, weight in [
+        (3, 0.5, 12, 1.0),  # k = k_c / 2 = (1 - alpha) k_c: the flat top
+        (3, 0.5, 8, 0.5),  # k = 3/4 k_c: half-way down the cosine taper
+        (3, 0.5, 6, 0.0),  # k = k_c
+        (3, 0.5, 2, 0.0),  # the HR Nyquist frequency
+        (3, 0.0, 8, 1.0),  # a sharp cut keeps everything below k_c ...
+        (3, 0.0, 6, 0.5),  # ... and half of a bin exactly at k_c
+        (3, 1.0, 12, 0.5),  # Hann: cos^2(pi k / (2 k_c)) at k_c / 2
+        (2, 0.5, 12, 1.0),  # LR centres half-way between HR voxels
+        (2, 0.5, 6, 0.75),  # k = 2/3 k_c: (1 + cos(pi / 3)) / 2
+        (1.5, 0.5, 16, 1.0),  # k_c = 1 / (3 s): 1/16 voxel^-1 < (1 - alpha) k_c
+    ]:
+        hr = _stripes(period, n=n, spacing=s)
+        k = 1.0 / (period * s)
+        w = kspace_window(n, s, f, alpha)
+        assert w[int(round(k * n * s))] == pytest.approx(weight, abs=1e-12)
+        lr = kspace_lr(hr, (f, 1, 1), tukey_alpha=alpha)
+        if alpha == 0.5:  # the default of the named degradation
+            named = downsample(hr, (f, 1, 1), degradation="acquisition-kspace")
+            assert sitk.GetArrayFromImage(named).tobytes() == sitk.GetArrayFromImage(lr).tobytes()
+        # the whole LR profile is the weighted sinusoid at the LR centres, ends included
+        prof = sitk.GetArrayFromImage(lr)[1, 2]
+        xs = (f - 1) / 2 + f * np.arange(prof.size)
+        assert prof.size == int(n // f)
+        np.testing.assert_allclose(
+            prof, weight * np.cos(2 * np.pi * xs / period), atol=2e-6, err_msg=str((f, alpha))
+        )
+
+
+def test_acquisition_noise_sd_matches_the_closed_form() -> None:
+    """Monte Carlo: the LR noise SD is the HR-voxel SD / sqrt(LR voxel volume / HR voxel
+    volume), for the Gaussian and the k-space model; noise_sd = 0 adds nothing."""
+    arr = np.full((32, 48, 64), 100.0, dtype=np.float32)
+    hr = sitk.GetImageFromArray(arr)
+    hr.SetSpacing((0.8, 0.8, 1.6))
+    sd_hr = 2.0
+    for factors in ((4, 4, 2), (2, 1, 1)):
+        expected = sd_hr / np.sqrt(np.prod(factors))
+        assert lr_noise_sd(sd_hr, factors) == pytest.approx(expected)
+        for name in ("acquisition", "acquisition-kspace"):
+            noise = np.concatenate(
+                [
+                    sitk.GetArrayFromImage(
+                        downsample(hr, factors, degradation=name, noise_sd=sd_hr, seed=seed)
+                    ).ravel()
+                    - 100.0
+                    for seed in range(4)
+                ]
+            )
+            assert noise.size >= 12288  # SD known to ~0.6 %: 3 % is a 4.7-sigma bound
+            assert noise.std() == pytest.approx(expected, rel=0.03), (name, factors)
+            assert abs(noise.mean()) < 4 * expected / np.sqrt(noise.size)
+    # reproducible for a seed, different for another, bitwise noiseless at 0
+    one = downsample(hr, 4, degradation="acquisition", noise_sd=1.0, seed=7)
+    two = downsample(hr, 4, degradation="acquisition", noise_sd=1.0, seed=7)
+    other = downsample(hr, 4, degradation="acquisition", noise_sd=1.0, seed=8)
+    assert np.array_equal(sitk.GetArrayFromImage(one), sitk.GetArrayFromImage(two))
+    assert not np.array_equal(sitk.GetArrayFromImage(one), sitk.GetArrayFromImage(other))
+    quiet = downsample(hr, 4, degradation="acquisition", noise_sd=0.0)
+    default = downsample(hr, 4, degradation="acquisition")
+    assert sitk.GetArrayFromImage(quiet).tobytes() == sitk.GetArrayFromImage(default).tobytes()
+    assert (sitk.GetArrayFromImage(quiet) == 100.0).all()
+
+
+def _frozen_gaussian_path(img: sitk.Image, f: np.ndarray) -> sitk.Image:
+    """The LR of ``downsample(img, f, antialias=True)`` before the degradations were named (the
+    code that produced the training data of the ``acquisition-cpu`` model), kept verbatim."""
+    src = sitk.Cast(img, sitk.sitkFloat32)
+    spacing = np.asarray(img.GetSpacing(), dtype=np.float64)
+    sigmas = spacing * np.sqrt(np.maximum(f**2 - 1.0, 0.0)) / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+    for axis, sigma in enumerate(sigmas):
+        if sigma <= 0:
+            continue
+        if src.GetSize()[axis] >= 4:
+            order = sitk.RecursiveGaussianImageFilter.ZeroOrder
+            src = sitk.RecursiveGaussian(src, float(sigma), False, order, axis)
+        else:
+            var = [0.0] * img.GetDimension()
+            var[axis] = float(sigma) ** 2
+            src = sitk.DiscreteGaussian(src, var, 32, 0.001, True)
+    size = np.asarray(img.GetSize())
+    direction = np.asarray(img.GetDirection()).reshape(3, 3)
+    lr_size = np.maximum(1, np.floor(size / f + 1e-9)).astype(np.int64)
+    lr_origin = np.asarray(img.GetOrigin()) + direction @ ((f - 1.0) / 2.0 * spacing)
+    return sitk.Resample(
+        src, [int(v) for v in lr_size], sitk.Transform(), sitk.sitkLinear, lr_origin.tolist(),
+        (spacing * f).tolist(), img.GetDirection(), float(sitk.GetArrayViewFromImage(src).min()),
+        sitk.sitkFloat32, True,
+    )  # fmt: skip
+
+
+def test_acquisition_default_is_bitwise_the_old_gaussian_path() -> None:
+    """A model trained on ``data.degradation: acquisition`` saw exactly this LR: the default
+    acquisition (no noise) must stay bitwise equal to the former ``antialias=True`` output."""
+    thin = sitk.GetImageFromArray(np.random.default_rng(3).random((3, 30, 28)).astype(np.float32))
+    thin.SetSpacing((0.7, 0.7, 2.0))  # z has < 4 voxels: the DiscreteGaussian branch
+    for hr, factors in [(_blobs(), "brain-4x"), (_blobs(4), "prostate"), (thin, (2, 3, 2))]:
+        f = np.asarray(PRESETS[factors] if isinstance(factors, str) else factors, float)
+        ref = sitk.GetArrayFromImage(_frozen_gaussian_path(hr, f))
+        for kw in ({"degradation": "acquisition"}, {"antialias": True}, {"noise_sd": 0.0}):
+            kw = {"degradation": "acquisition", **kw}
+            lr = downsample(hr, factors, **kw)
+            assert same_grid(lr, lr_grid(hr, factors), tol=0.0)
+            assert sitk.GetArrayFromImage(lr).tobytes() == ref.tobytes(), (factors, kw)
+        up = degrade(hr, factors, regrid_method="bspline", degradation="acquisition")
+        ref_img = sitk.GetImageFromArray(ref)
+        ref_img.CopyInformation(lr_grid(hr, factors))
+        old_up = regrid(ref_img, hr, "bspline")
+        assert sitk.GetArrayFromImage(up).tobytes() == sitk.GetArrayFromImage(old_up).tobytes()
+        # and the paper's resample is plain linear sampling, also unchanged
+        plain = sitk.Resample(
+            sitk.Cast(hr, sitk.sitkFloat32), lr_grid(hr, factors), sitk.Transform(),
+            sitk.sitkLinear, float(sitk.GetArrayViewFromImage(hr).min()), sitk.sitkFloat32, True,
+        )  # fmt: skip
+        got = sitk.GetArrayFromImage(downsample(hr, factors, antialias=False))
+        assert got.tobytes() == sitk.GetArrayFromImage(plain).tobytes()
 
 
 def test_grid_checks_name_both_files() -> None:

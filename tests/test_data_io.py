@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from ressrdiff.atomic import WriteError
 from ressrdiff.data.io import (
     VolumeError,
     read_slice_2d,
@@ -180,7 +181,7 @@ def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
         raise RuntimeError("sitk::ERROR: disk full")
 
     monkeypatch.setattr(sitk, "WriteImage", broken_writer)
-    with pytest.raises(VolumeError, match="out.mha: write failed: disk full"):
+    with pytest.raises(WriteError, match="out.mha: write failed: disk full"):
         write_volume(_volume(seed=1), target)
     assert [p.name for p in tmp_path.iterdir()] == ["out.mha"]
     assert target.read_bytes() == before  # the old file is untouched

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+import yaml
 from scipy import ndimage
 
 from ressrdiff.data.degrade import downsample
@@ -300,12 +301,14 @@ def test_orientation_option_reorients_after_simulation(tmp_path: Path) -> None:
     assert pairs.shape[1:] == (45, 48)
 
 
-def test_data_config_antialias_reaches_the_simulated_lr(tmp_path: Path) -> None:
-    """``data.antialias`` is passed to load_pairs; a config without the field (an older
-    checkpoint's) loads with False, and False is left out of ``to_dict`` so such configs still
-    compare equal."""
+def test_data_config_degradation_reaches_the_simulated_lr(tmp_path: Path, capsys) -> None:
+    """``data.degradation`` is passed to load_pairs; a config without the field (an older
+    checkpoint's) loads as 'resample', which is left out of ``to_dict`` so such configs still
+    compare equal; the legacy ``data.antialias: true`` reads as 'acquisition'; a bad value is a
+    one-line error of ``ressrdiff train --set``."""
     from conftest import tiny_config
 
+    from ressrdiff.cli import main as cli_main
     from ressrdiff.config import ConfigError, RunConfig
     from ressrdiff.data.training_data import paired_slices_from_config
 
@@ -319,22 +322,38 @@ def test_data_config_antialias_reaches_the_simulated_lr(tmp_path: Path) -> None:
         ],
     )
     base = tiny_config(**{"data.source": "manifest", "data.path": str(tmp_path / "m.csv")})
-    assert base.data.antialias is False and "antialias" not in base.to_dict()["data"]
-    smooth = base.replace(**{"data.antialias": True})
-    assert smooth.to_dict()["data"]["antialias"] is True
-    assert RunConfig.from_dict(smooth.to_dict()).data.antialias is True
+    assert base.data.degradation == "resample" and "degradation" not in base.to_dict()["data"]
+    acq = base.replace(**{"data.degradation": "acquisition"})
+    assert acq.to_dict()["data"]["degradation"] == "acquisition"
+    assert "antialias" not in acq.to_dict()["data"]
+    assert RunConfig.from_dict(acq.to_dict()).data.degradation == "acquisition"
+    legacy = base.replace(**{"data.antialias": True})  # the older spelling
+    assert legacy.data.degradation == "acquisition" and legacy.to_dict() == acq.to_dict()
     old = base.to_dict()  # what a checkpoint written before the field holds
     assert RunConfig.from_dict(old).to_dict() == old
+    with pytest.raises(ConfigError, match="data.degradation"):
+        base.replace(**{"data.degradation": "blurry"})
     with pytest.raises(ConfigError, match="data.antialias"):
         base.replace(**{"data.antialias": "yes"})
+    cfg_path = tmp_path / "run.yaml"
+    cfg_path.write_text(yaml.safe_dump(base.to_dict()), encoding="utf-8")
+    argv = ["train", "--config", str(cfg_path), "--out", str(tmp_path / "run"), "--quiet"]
+    assert cli_main([*argv, "--set", "data.degradation=blurry"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "data.degradation" in err and "blurry" in err
+    assert not (tmp_path / "run").exists()
 
-    plain, aa = (paired_slices_from_config(c.data) for c in (base, smooth))
-    assert plain.meta["antialias"] is False and aa.meta["antialias"] is True
+    plain, aa = (paired_slices_from_config(c.data) for c in (base, acq))
+    assert plain.meta["degradation"] == "resample" and aa.meta["degradation"] == "acquisition"
+    assert plain.meta["antialias"] is False and aa.meta["antialias"] is True  # the older key
     np.testing.assert_array_equal(plain.hr, aa.hr)
     assert not np.allclose(plain.lr, aa.lr)
-    # the same as asking load_pairs directly
-    direct = load_pairs(tmp_path / "m.csv", "train", antialias=True)
+    # the same as asking load_pairs directly, under either spelling
+    direct = load_pairs(tmp_path / "m.csv", "train", degradation="acquisition")
     np.testing.assert_array_equal(direct.lr, aa.lr)
+    np.testing.assert_array_equal(load_pairs(tmp_path / "m.csv", "train", antialias=True).lr, aa.lr)
+    with pytest.raises(ValueError, match="unknown degradation 'blurry'"):
+        load_pairs(tmp_path / "m.csv", "train", degradation="blurry")
 
 
 def test_trainer_with_bad_data_leaves_no_run_folder(tmp_path: Path) -> None:

@@ -51,6 +51,7 @@ def test_a_model_that_returns_its_input_gains_exactly_nothing(slices):
     assert len(df) == 4
     np.testing.assert_allclose(df["psnr_gain"], 0.0, atol=1e-9)
     np.testing.assert_allclose(df["ssim_gain"], 0.0, atol=1e-9)
+    np.testing.assert_allclose(df["hf_model"], df["hf_input"], rtol=1e-9)  # same image
     hr, lr, msk = slices.hr, slices.lr, slices.mask
     ref = [
         10 * np.log10(1.0 / np.mean(((lr[i] - hr[i]) / 2)[msk[i]] ** 2)) for i in range(4)

@@ -17,14 +17,13 @@ from ressrdiff.checkpoint import CheckpointError, load_checkpoint, save_checkpoi
 from ressrdiff.cli import main as cli_main
 from ressrdiff.config import ConfigError
 from ressrdiff.data.degrade import PRESETS, downsample, same_grid
-from ressrdiff.data.io import VolumeError
 from ressrdiff.inference import (
     default_std_path,
     hr_reference,
     load_sr_method,
     super_resolve_volume,
 )
-from ressrdiff.sr_command import add_sr_parser
+from ressrdiff.sr_command import add_sr_parser, checkpoint_degradation
 
 # a rotation about z by 30 degrees, then a flip of y: a non-identity direction cosine matrix
 _C, _S = np.cos(np.pi / 6), np.sin(np.pi / 6)
@@ -45,7 +44,9 @@ def sr_main(argv: list[str]) -> int:
 
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory) -> dict[str, str]:
-    """A tiny checkpoint trained for 2 steps ('brain-4x') and a copy relabelled 'prostate'."""
+    """A tiny checkpoint trained for 2 steps ('brain-4x'), a copy relabelled 'prostate', one
+    trained for 1 step with ``--set data.degradation=acquisition`` and a copy of the first with
+    the legacy ``data.antialias: true``."""
     root = tmp_path_factory.mktemp("ckpt")
     cfg, _ = write_npz_run(root, steps=2, batch=4, n=8)
     argv = ["train", "--config", str(cfg), "--out", str(root / "run"), "--quiet"]
@@ -56,7 +57,19 @@ def ckpts(tmp_path_factory) -> dict[str, str]:
     ckpt["config"]["data"]["preset"] = "prostate"
     prostate = root / "prostate.pt"
     save_checkpoint(prostate, {k: v for k, v in ckpt.items() if k != "format"})
-    return {"brain": str(brain), "prostate": str(prostate)}
+    ckpt["config"]["data"]["preset"] = "brain-4x"
+    ckpt["config"]["data"]["antialias"] = True  # written before data.degradation existed
+    legacy = root / "legacy.pt"
+    save_checkpoint(legacy, {k: v for k, v in ckpt.items() if k != "format"})
+    acq_run = root / "acq"
+    argv = ["train", "--config", str(cfg), "--out", str(acq_run), "--quiet"]
+    assert cli_main([*argv, "--set", "data.degradation=acquisition", "--set", "train.steps=1"]) == 0
+    return {
+        "brain": str(brain),
+        "prostate": str(prostate),
+        "acquisition": str(acq_run / "last.pt"),
+        "legacy": str(legacy),
+    }
 
 
 def make_volume(
@@ -175,6 +188,58 @@ def test_prostate_checkpoint_and_preset_mismatch(ckpts, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and ckpts["brain"] in err
     assert "trained for preset 'brain-4x', not 'prostate'" in err
+    assert listing(tmp_path) == before
+
+
+def test_checkpoints_record_their_degradation(ckpts):
+    """``train --set data.degradation=acquisition`` lands in the checkpoint; older checkpoints
+    read as 'resample' (no field) or 'acquisition' (the legacy antialias: true)."""
+    assert load_checkpoint(ckpts["acquisition"])["config"]["data"]["degradation"] == "acquisition"
+    assert "degradation" not in load_checkpoint(ckpts["brain"])["config"]["data"]
+    assert checkpoint_degradation(ckpts["acquisition"]) == "acquisition"
+    assert checkpoint_degradation(ckpts["brain"]) == "resample"
+    assert checkpoint_degradation(ckpts["legacy"]) == "acquisition"
+    assert load_sr_method(ckpts["acquisition"]).cfg.data.degradation == "acquisition"
+
+
+def test_degradation_mismatch_is_one_warning_line(ckpts, tmp_path, capsys):
+    inp = write(make_volume(size_xyz=(12, 10, 4)), tmp_path / "in.nii.gz")
+    acq = ckpts["acquisition"]
+    opts = ["--checkpoint", acq, "--quiet", "--batch", "4"]
+    # the checkpoint's own degradation (by default or named): no warning, the summary names it
+    outs = []
+    for i, extra in enumerate(
+        ([], ["--degradation", "acquisition"], ["--degradation", "resample"])
+    ):
+        outs.append(tmp_path / f"sr{i}.nii.gz")
+        assert sr_main([inp, "-o", str(outs[-1]), *opts, *extra]) == 0
+        cap = capsys.readouterr()
+        assert "; checkpoint trained on degradation 'acquisition'; " in cap.out
+        if i < 2:
+            assert cap.err == ""
+    # another: exactly one warning line naming both; the volume is super-resolved all the same
+    assert cap.err == (
+        f"ressrdiff sr: warning: checkpoint {acq} was trained on degradation 'acquisition', "
+        "input simulated with 'resample'\n"
+    )
+    assert np.array_equal(read(outs[0])[1], read(outs[2])[1])
+    # --lr: nothing is simulated; a declared degradation is compared with the checkpoint's
+    hr = make_volume(size_xyz=(24, 16, 8), spacing=(0.8, 0.8, 0.8), origin=(3.0, -2.0, 1.0))
+    lr = write(downsample(hr, "brain-4x", degradation="acquisition"), tmp_path / "lr.nii.gz")
+    brain = ckpts["brain"]
+    argv = [lr, "-o", str(tmp_path / "lr_sr.nii.gz"), "--checkpoint", brain, "--lr", "--quiet"]
+    assert sr_main([*argv, "--degradation", "acquisition"]) == 0
+    cap = capsys.readouterr()
+    assert cap.err == (
+        f"ressrdiff sr: warning: checkpoint {brain} was trained on degradation 'resample', "
+        "input declared 'acquisition'\n"
+    )
+    assert cap.out.count("\n") == 1 and "checkpoint trained on degradation 'resample'" in cap.out
+    # an unknown name: a one-line error before any work, nothing written
+    before = listing(tmp_path)
+    assert sr_main([inp, "-o", str(tmp_path / "x.nii.gz"), *opts, "--degradation", "blurry"]) == 2
+    cap = capsys.readouterr()
+    assert cap.err.count("\n") == 1 and "unknown degradation 'blurry'; use one of" in cap.err
     assert listing(tmp_path) == before
 
 
@@ -312,20 +377,20 @@ def test_unwritable_output_folder(ckpts, tmp_path, capsys, monkeypatch):
 
 def test_a_failed_write_leaves_neither_output(ckpts, tmp_path, monkeypatch, capsys):
     good = write(make_volume(size_xyz=(8, 8, 4)), tmp_path / "good.nii.gz")
-    real = inference.write_volume
+    real = sitk.WriteImage
     calls: list[str] = []
 
-    def flaky(img, path, **kw):
+    def flaky(img, path, *args, **kw):
         calls.append(str(path))
         if len(calls) == 2:  # the std map is written first, then the SR fails
-            raise VolumeError(f"{path}: write failed: disk full")
-        return real(img, path, **kw)
+            raise RuntimeError("sitk::ERROR: disk full")
+        return real(img, path, *args, **kw)
 
-    monkeypatch.setattr(inference, "write_volume", flaky)
+    monkeypatch.setattr(sitk, "WriteImage", flaky)
     before = listing(tmp_path)
-    argv = [good, "-o", str(tmp_path / "sr.nii.gz"), "--checkpoint", ckpts["brain"]]
-    assert sr_main([*argv, "--samples", "2", "--steps", "1", "--quiet"]) == 2
-    assert "disk full" in capsys.readouterr().err
+    argv = ["sr", good, "-o", str(tmp_path / "sr.nii.gz"), "--checkpoint", ckpts["brain"]]
+    assert cli_main([*argv, "--samples", "2", "--steps", "1", "--quiet"]) == 1
+    assert "sr.nii.gz: write failed: disk full" in capsys.readouterr().err
     assert len(calls) == 2 and listing(tmp_path) == before
 
 

@@ -51,6 +51,28 @@ def test_export_is_byte_reproducible(run, tmp_path):
     assert load_method(tmp_path / "a.safetensors").signature() == load_method(ckpt).signature()
 
 
+def test_export_records_the_inference_window_and_the_model_uses_it(run, tmp_path):
+    entry = export_model(
+        run, tmp_path / "w.safetensors", dtype="float32", infer={"window": 16, "overlap": 0.25}
+    )
+    assert entry["config"]["infer"] == {"window": 16, "overlap": 0.25, "sw_batch_size": 8}
+    a, b = load_method(run), load_method(tmp_path / "w.safetensors")
+    assert a.cfg.infer.window is None and b.cfg.infer.window == 16
+    x = torch.nn.functional.interpolate(SyntheticPairs(n=2).lr, size=(40, 40))
+    assert torch.equal(_sr(b, x), _tiled(a, x, 16, 0.25))
+    assert not torch.equal(_sr(b, x), _sr(a, x))  # the U-Net is not pointwise
+    with pytest.raises(ValueError, match="infer.window") as info:
+        export_model(run, tmp_path / "bad.safetensors", infer={"window": "big"})
+    assert "\n" not in str(info.value) and not (tmp_path / "bad.safetensors").exists()
+
+
+def _tiled(method, x, window, overlap):
+    with torch.no_grad():
+        return method.super_resolve(
+            x, generator=torch.Generator().manual_seed(0), window=window, overlap=overlap
+        )
+
+
 def test_raw_weights_export_differs_from_ema(run, tmp_path):
     entry = export_model(run, tmp_path / "r.safetensors", dtype="float32", weights="raw")
     assert entry["weights"] == "raw"
@@ -128,6 +150,7 @@ def test_cli_export_writes_model_and_manifest_entry(tmp_path, capsys):
     assert cli_main(argv) == 0
     entry = json.loads(man.read_text())["models"][0]
     assert entry["file"] == "r.safetensors" and entry["steps"] == 2
+    assert entry["data"]["degradation"] == "resample"  # the manifest names the degradation
     assert entry["data"]["source"] == "npz" and entry["export_command"].startswith(
         "ressrdiff export"
     )

@@ -1,4 +1,5 @@
-"""Data layer: volume I/O, the paper's degradation, normalisation, slices and demo data.
+"""Data layer: volume I/O, the degradations (the paper's and a physical acquisition model),
+normalisation, slices and demo data.
 
 Knows no model; imports nothing from ``ressrdiff`` outside this package. Names are imported
 lazily, so that ``ressrdiff.data.slices`` (numpy and torch only) works where SimpleITK is absent.
@@ -21,8 +22,10 @@ _EXPORTS = {
     ],
     "commands": ["add_data_parser"],
     "degrade": [
+        "DEGRADATIONS",
         "PRESETS",
         "check_same_grid",
+        "degradation_of",
         "degrade",
         "downsample",
         "lr_grid",

@@ -3,22 +3,33 @@
 Volumes are :class:`SimpleITK.Image` objects so that spacing, origin and direction travel with the
 voxels. Every problem with an input (missing, corrupt, wrong dimension, NaN/Inf, constant) raises
 :class:`VolumeError`, a :class:`ValueError` whose message is a single line starting with the path.
-Writes are atomic: a temporary file is written beside the target and moved into place with
-:func:`os.replace`, so a failed write never leaves a partial file behind.
+Every file is checked against its own header first (:func:`ressrdiff.data.header.check_header`):
+a volume declaring more voxels than ``RESSRDIFF_MAX_VOXELS`` is refused before any voxel is
+read, and a zero NIfTI spacing is refused rather than read as 1 mm. Writes go through the
+verified atomic writer (:mod:`ressrdiff.atomic`): the file is written beside the target, read
+back and compared (voxels and geometry) before it is moved into place, and a geometry the format
+cannot store (a skewed direction in NIfTI) is refused, so a failed write never leaves a partial
+file and never reports success; it raises :class:`ressrdiff.atomic.WriteError`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import os
 import re
-import uuid
+import tempfile
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+
+from ..atomic import Output, bytes_output, write_files
+from .geometry import geometry_difference, unstorable
+from .header import check_header, nifti_header
 
 __all__ = [
     "VolumeError",
@@ -30,8 +41,10 @@ __all__ = [
     "suffix_of",
     "read_volume",
     "write_volume",
+    "volume_output",
     "read_slice_2d",
     "write_slice_2d",
+    "slice_output",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -79,53 +92,28 @@ def _nifti_raw_check(path: Path) -> tuple[int, int]:
     """Check a .nii/.nii.gz file against its own header; return its (NaN, Inf) voxel counts.
 
     ITK's NIfTI reader accepts truncated files (missing voxels read as garbage) and turns NaN into
-    0, so the header, the data length and float values are checked here on the raw bytes.
+    0, so the data length and float values are checked here on the raw bytes (a .nii.gz is
+    decompressed in full, which checks its CRC). Call :func:`check_header` first: this reads
+    every byte the header declares.
     """
+    h = nifti_header(path)
     opener = gzip.open if suffix_of(path) == ".nii.gz" else open
     try:
         with opener(path, "rb") as fh:
             raw = fh.read()
     except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
         raise VolumeError(f"{path}: corrupt or truncated gzip stream ({exc})") from None
-    if len(raw) < 348:
-        raise VolumeError(f"{path}: too short for a NIfTI header ({len(raw)} bytes)")
-    for order in ("<", ">"):
-        sizeof_hdr = int(np.frombuffer(raw, order + "i4", 1, 0)[0])
-        if sizeof_hdr in (348, 540):
-            break
-    else:
-        raise VolumeError(f"{path}: not a NIfTI file (bad header size field)")
-    if sizeof_hdr == 348:
-        magic = raw[344:347]
-        dim = np.frombuffer(raw, order + "i2", 8, 40).astype(np.int64)
-        datatype = int(np.frombuffer(raw, order + "i2", 1, 70)[0])
-        bitpix = int(np.frombuffer(raw, order + "i2", 1, 72)[0])
-        vox_offset = int(np.frombuffer(raw, order + "f4", 1, 108)[0])
-        vox_offset = max(vox_offset, 352)
-    else:
-        if len(raw) < 540:
-            raise VolumeError(f"{path}: truncated NIfTI-2 header")
-        magic = raw[4:7]
-        datatype = int(np.frombuffer(raw, order + "i2", 1, 12)[0])
-        bitpix = int(np.frombuffer(raw, order + "i2", 1, 14)[0])
-        dim = np.frombuffer(raw, order + "i8", 8, 16).astype(np.int64)
-        vox_offset = max(int(np.frombuffer(raw, order + "i8", 1, 168)[0]), 544)
-    if magic not in (b"n+1", b"n+2"):
-        raise VolumeError(f"{path}: not a single-file NIfTI (magic {magic!r})")
-    ndim = int(dim[0])
-    if not 1 <= ndim <= 7 or np.any(dim[1 : ndim + 1] < 1) or bitpix <= 0:
-        raise VolumeError(f"{path}: corrupt NIfTI header (dim {dim.tolist()}, bitpix {bitpix})")
-    n_vox = int(np.prod(dim[1 : ndim + 1]))
-    need = vox_offset + n_vox * bitpix // 8
+    n_vox = h.voxels
+    need = h.vox_offset + n_vox * h.bytes_per_voxel
     if len(raw) < need:
         raise VolumeError(
-            f"{path}: truncated: {max(len(raw) - vox_offset, 0)} of {need - vox_offset} "
+            f"{path}: truncated: {max(len(raw) - h.vox_offset, 0)} of {need - h.vox_offset} "
             "data bytes present"
         )
-    code = _NIFTI_FLOAT_DTYPES.get(datatype)
+    code = _NIFTI_FLOAT_DTYPES.get(h.datatype)
     if code is None:
         return 0, 0
-    data = np.frombuffer(raw, order + code, n_vox, vox_offset)
+    data = np.frombuffer(raw, h.order + code, n_vox, h.vox_offset)
     return int(np.isnan(data).sum()), int(np.isinf(data).sum())
 
 
@@ -211,6 +199,7 @@ def read_volume(
         else:
             if p.stat().st_size == 0:
                 raise VolumeError(f"{path}: empty file (0 bytes)")
+            check_header(p)  # declared size and spacing, before any voxel is read
             if suffix_of(p) in (".nii", ".nii.gz"):
                 n_nan, n_inf = _nifti_raw_check(p)
                 if n_nan or n_inf:
@@ -254,10 +243,12 @@ def check_output_path(
     *,
     allowed: tuple[str, ...] = WRITE_SUFFIXES,
     refuse: Mapping[str, PathLike | None] | Iterable[PathLike | None] = (),
+    outputs: Mapping[str, PathLike | None] | None = None,
 ) -> Path:
     """Check, without writing, that ``path`` may be written: a suffix in ``allowed``, not one of
-    ``refuse`` (paths, or ``{role: path}`` to name the role in the error), and an existing,
-    writable folder. Returns the resolved path.
+    ``refuse`` (input paths, or ``{role: path}`` to name the role in the error), not one of the
+    command's other ``outputs`` (``{role: path}``), and an existing, writable folder. Returns
+    the resolved path.
 
     Raises:
         VolumeError: one line naming ``path``.
@@ -274,6 +265,9 @@ def check_output_path(
         if other is not None and _resolved(other) == resolved:
             what = f"output path equals the {role}" if role else "output path is an input file"
             raise VolumeError(f"{path}: {what}; refusing to overwrite an input file")
+    for role, other in (outputs or {}).items():
+        if other is not None and _resolved(other) == resolved:
+            raise VolumeError(f"{path}: the same file as the {role}; give each output its own path")
     folder = resolved.parent
     if not folder.is_dir():
         raise VolumeError(f"{path}: output folder {folder} does not exist")
@@ -284,27 +278,69 @@ def check_output_path(
     return resolved
 
 
-def _atomic_write(
-    path: PathLike,
-    writer: Callable[[str], None],
-    *,
-    allowed: tuple[str, ...],
-    refuse: Iterable[PathLike] = (),
-) -> Path:
-    """Write through ``writer(tmp_path)`` to a temporary file beside ``path``, then move it."""
-    resolved = check_output_path(path, allowed=allowed, refuse=refuse)
-    folder, suffix = resolved.parent, suffix_of(resolved)
-    stem = resolved.name[: -len(suffix)]
-    tmp = folder / f".{stem}.tmp-{uuid.uuid4().hex[:12]}{suffix}"
+@contextlib.contextmanager
+def _native_stderr_muted() -> Iterator[None]:
+    """Swallow what C/C++ libraries print straight to file descriptor 2 (niftilib's
+    "** ERROR: NWAD", MetaImage's "file stream is fail"): a failed write is reported once,
+    in one line, by :mod:`ressrdiff.atomic`."""
     try:
-        writer(str(tmp))
-        os.replace(tmp, resolved)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, (RuntimeError, OSError)):
-            raise VolumeError(f"{path}: write failed: {_one_line(str(exc))}") from None
-        raise
-    return resolved
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
+def _sitk_write(img: sitk.Image, tmp: Path, compress: bool) -> None:
+    with _native_stderr_muted():
+        sitk.WriteImage(img, str(tmp), compress)
+
+
+def _same_voxels(a: np.ndarray, b: np.ndarray) -> bool:
+    if a.shape != b.shape:
+        return False
+    floats = np.issubdtype(a.dtype, np.inexact) and np.issubdtype(b.dtype, np.inexact)
+    return bool(np.array_equal(a, b, equal_nan=floats))
+
+
+def _verify_image(tmp: Path, img: sitk.Image, *, values: bool = True) -> None:
+    """Read ``tmp`` back and compare it with ``img``: the whole file (a NIfTI's gzip CRC and
+    data length), its geometry and, with ``values``, every voxel."""
+    if suffix_of(tmp) in (".nii", ".nii.gz"):
+        _nifti_raw_check(tmp)
+    with _native_stderr_muted():
+        back = sitk.ReadImage(str(tmp))
+    diff = geometry_difference(back, img)
+    if diff:
+        raise VolumeError(f"the file read back has {diff}")
+    if values and not _same_voxels(
+        sitk.GetArrayViewFromImage(back), sitk.GetArrayViewFromImage(img)
+    ):
+        raise VolumeError("the voxels read back differ from those written")
+
+
+def volume_output(img: sitk.Image, path: PathLike, *, compress: bool = True) -> Output:
+    """An :class:`~ressrdiff.atomic.Output` writing ``img`` to ``path`` (suffix picks the
+    format), verified by reading it back (voxels and geometry). Check ``path`` with
+    :func:`check_output_path` first."""
+    if not isinstance(img, sitk.Image):
+        raise TypeError(f"volume_output: expected a SimpleITK.Image, got {type(img).__name__}")
+    why = unstorable(img, suffix_of(path))
+    if why:
+        raise VolumeError(f"{path}: {why}")
+    return Output(
+        Path(path),
+        lambda tmp: _sitk_write(img, tmp, compress),
+        lambda tmp: _verify_image(tmp, img),
+    )
 
 
 def write_volume(
@@ -314,23 +350,19 @@ def write_volume(
     refuse: Iterable[PathLike] = (),
     compress: bool = True,
 ) -> Path:
-    """Write ``img`` atomically to ``.nii.gz``, ``.nii``, ``.mha`` or ``.nrrd``.
+    """Write ``img`` atomically to ``.nii.gz``, ``.nii``, ``.mha`` or ``.nrrd``, verified by
+    reading it back (:mod:`ressrdiff.atomic`).
 
     ``refuse`` lists paths that must not be overwritten (typically the inputs); they are compared
     after resolving symlinks and ``..``. Returns the resolved output path.
 
     Raises:
         VolumeError: the target is an input, the folder is missing or unwritable, the suffix is
-            not supported, or the writer fails (no partial or temporary file is left).
+            not supported, or the format cannot store the image's geometry.
+        ressrdiff.atomic.WriteError: the write failed (no partial or temporary file is left).
     """
-    if not isinstance(img, sitk.Image):
-        raise TypeError(f"write_volume: expected a SimpleITK.Image, got {type(img).__name__}")
-    return _atomic_write(
-        path,
-        lambda tmp: sitk.WriteImage(img, tmp, useCompression=compress),
-        allowed=WRITE_SUFFIXES,
-        refuse=refuse,
-    )
+    resolved = check_output_path(path, refuse=refuse)
+    return write_files([volume_output(img, resolved, compress=compress)])[0]
 
 
 def read_slice_2d(path: PathLike) -> np.ndarray:
@@ -352,6 +384,7 @@ def read_slice_2d(path: PathLike) -> np.ndarray:
     if suffix not in SLICE_SUFFIXES:
         raise VolumeError(f"{path}: unsupported slice format {suffix or '(none)'!r}")
     try:
+        check_header(p, spacing=False)  # declared size, before any voxel is read
         if suffix == ".npy":
             arr = np.load(p, allow_pickle=False)
         else:
@@ -384,29 +417,41 @@ def read_slice_2d(path: PathLike) -> np.ndarray:
     return squeezed.astype(np.float32)
 
 
+def _png_image(a: np.ndarray) -> sitk.Image:
+    f = a.astype(np.float64)
+    lo, hi = float(f.min()), float(f.max())
+    scaled = (f - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(f)
+    return sitk.GetImageFromArray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8))
+
+
+def slice_output(arr: np.ndarray, path: PathLike) -> Output:
+    """An :class:`~ressrdiff.atomic.Output` writing a 2-D array as .npy, .nii.gz, .nii, .mha,
+    .nrrd or .png (see :func:`write_slice_2d`), verified by reading it back."""
+    a = np.asarray(arr)
+    if a.ndim != 2:
+        raise ValueError(f"write_slice_2d: expected a 2-D array, got shape {a.shape}")
+    suffix = suffix_of(path)
+    if suffix == ".npy":
+        buf = io.BytesIO()
+        np.save(buf, a.astype(np.float32), allow_pickle=False)
+        return bytes_output(path, buf.getvalue())
+    img = _png_image(a) if suffix == ".png" else sitk.GetImageFromArray(a.astype(np.float32))
+    return Output(
+        Path(path),
+        lambda tmp: _sitk_write(img, tmp, suffix != ".png"),
+        lambda tmp: _verify_image(tmp, img),
+    )
+
+
 def write_slice_2d(arr: np.ndarray, path: PathLike, *, refuse: Iterable[PathLike] = ()) -> Path:
-    """Write a 2-D array atomically as .npy, .nii.gz, .nii, .mha, .nrrd or .png.
+    """Write a 2-D array atomically as .npy, .nii.gz, .nii, .mha, .nrrd or .png, verified by
+    reading it back.
 
     ``.npy`` and the volume formats keep float32 values exactly (unit spacing). ``.png`` is
     **lossy**: values are min-max scaled to 0..255 and rounded to uint8 (a constant slice is
     written as zeros); use it for viewing only.
     """
-    a = np.asarray(arr)
-    if a.ndim != 2:
-        raise ValueError(f"write_slice_2d: expected a 2-D array, got shape {a.shape}")
-    suffix = suffix_of(path)
-
-    def writer(tmp: str) -> None:
-        if suffix == ".npy":
-            with open(tmp, "wb") as fh:
-                np.save(fh, a.astype(np.float32), allow_pickle=False)
-        elif suffix == ".png":
-            f = a.astype(np.float64)
-            lo, hi = float(f.min()), float(f.max())
-            scaled = (f - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(f)
-            img = sitk.GetImageFromArray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8))
-            sitk.WriteImage(img, tmp)
-        else:
-            sitk.WriteImage(sitk.GetImageFromArray(a.astype(np.float32)), tmp, True)
-
-    return _atomic_write(path, writer, allowed=SLICE_WRITE_SUFFIXES, refuse=refuse)
+    if np.ndim(arr) != 2:
+        raise ValueError(f"write_slice_2d: expected a 2-D array, got shape {np.shape(arr)}")
+    resolved = check_output_path(path, allowed=SLICE_WRITE_SUFFIXES, refuse=refuse)
+    return write_files([slice_output(arr, resolved)])[0]

@@ -42,7 +42,12 @@ import numpy as np
 import SimpleITK as sitk
 
 from ressrdiff.data.catalog import ROLES
-from ressrdiff.data.degrade import check_same_grid, degrade, resolve_factors
+from ressrdiff.data.degrade import (
+    check_same_grid,
+    degrade,
+    resolve_degradation,
+    resolve_factors,
+)
 from ressrdiff.data.intensity import robust_volume
 from ressrdiff.data.io import VOLUME_SUFFIXES, VolumeError, read_volume, suffix_of
 from ressrdiff.data.masks import otsu_mask, read_mask
@@ -381,7 +386,8 @@ def load_pairs(
     val: float = 0.1,
     test: float = 0.2,
     seed: int = 0,
-    antialias: bool = False,
+    degradation: str = "resample",
+    antialias: bool | None = None,
     orientation: str | None = None,
 ) -> MaskedPairedSlices:
     """Aligned, normalised HR/LR slices of the subjects with role ``role`` (``None``: all).
@@ -389,7 +395,9 @@ def load_pairs(
     Per subject: read HR; take its foreground mask (``mask="auto"``: the manifest's mask file if
     given, else :func:`ressrdiff.data.masks.otsu_mask`; ``"otsu"``; ``"file"``: the manifest's,
     required; ``None``: no mask); take the given LR (checked to be on the HR grid) or simulate it
-    with ``degrade(hr, preset, regrid_method=regrid)``; cut both along image ``axis`` (SimpleITK
+    with ``degrade(hr, preset, regrid_method=regrid, degradation=degradation)`` (a model of
+    :data:`ressrdiff.data.degrade.DEGRADATIONS`; ``antialias=True`` is the older spelling of
+    ``"acquisition"``); cut both along image ``axis`` (SimpleITK
     order; 2 = z = axial for the prepared data, RAS); keep the slices whose mask covers at least
     ``min_foreground`` (without a mask: :func:`ressrdiff.data.slices.drop_empty`); normalise
     with :func:`normalise_pair`. With ``crop`` every subject's slices are cut to the in-plane
@@ -413,6 +421,7 @@ def load_pairs(
     """
     if role is not None and role not in ROLES:
         raise ValueError(f"role must be one of {ROLES} or None, got {role!r}")
+    degradation = resolve_degradation(degradation, antialias)
     if isinstance(manifest_or_folder, (str, os.PathLike)):
         entries = read_subjects(manifest_or_folder)
         origin = str(manifest_or_folder)
@@ -437,7 +446,7 @@ def load_pairs(
         else:
             if preset is None:
                 raise ValueError(f"load_pairs: {e.subject} has no lr_path and preset is None")
-            lr_img = degrade(hr_img, preset, regrid_method=regrid, antialias=antialias)
+            lr_img = degrade(hr_img, preset, regrid_method=regrid, degradation=degradation)
             f = resolve_factors(preset, 3)
             lr_kind = "simulated"
             lr_spacing = tuple(float(s * k) for s, k in zip(hr_img.GetSpacing(), f, strict=True))
@@ -508,7 +517,8 @@ def load_pairs(
         "source": origin,
         "preset": preset if isinstance(preset, str) or preset is None else tuple(preset),
         "regrid_method": regrid,
-        "antialias": antialias,
+        "degradation": degradation,
+        "antialias": degradation == "acquisition",  # the older key, for existing readers
         "axis": axis,
         "orientation": orientation,
         "normalisation": normalisation,

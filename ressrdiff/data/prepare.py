@@ -49,6 +49,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ressrdiff.atomic import text_output, write_files
 from ressrdiff.data.catalog import (
     ROLES,
     Source,
@@ -300,13 +301,7 @@ def _tmp_name(folder: Path, stem: str, suffix: str) -> Path:
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    tmp = _tmp_name(path.parent, path.name, "")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_files([text_output(path, text)])
 
 
 def _catalog_digest(sources: Sequence[Source]) -> str:

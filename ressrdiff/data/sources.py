@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from ressrdiff.data.degrade import degrade, resolve_factors
+from ressrdiff.data.degrade import degrade, resolve_degradation, resolve_factors
 from ressrdiff.data.intensity import minmax_slices
 from ressrdiff.data.io import read_volume
 from ressrdiff.data.slices import PairedSlices, drop_empty, image_axis_to_numpy, volume_to_slices
@@ -62,7 +62,8 @@ def demo_pairs(
     *,
     train_fraction: float = 0.7,
     gap: int = 8,
-    antialias: bool = False,
+    degradation: str = "resample",
+    antialias: bool | None = None,
 ) -> dict[str, Any]:
     """Paired HR/LR slices of the ICBM152 template, split into train and test by slice position.
 
@@ -75,10 +76,13 @@ def demo_pairs(
     also keeps the two sets from sharing the LR slabs (4 slices) that a cubic B-spline re-grid
     mixes.
 
-    Pipeline: read the template, ``LR = degrade(HR, preset, regrid_method)`` (linear down-sampling
-    on an FOV-preserving grid, then re-gridding to HR), cut both into slices along ``axis``, drop
-    empty slices, and normalise HR and LR slices independently with :func:`minmax_slices` to
-    [-1, 1] (the authors' convention). ``seed`` is recorded only: the pipeline is deterministic.
+    Pipeline: read the template, ``LR = degrade(HR, preset, regrid_method, degradation)``
+    (down-sampling on an FOV-preserving grid, by default with the paper's linear point sampling,
+    then re-gridding to HR; ``degradation`` names a model of
+    :data:`ressrdiff.data.degrade.DEGRADATIONS`, and ``antialias=True`` is the older spelling of
+    ``"acquisition"``), cut both into slices along ``axis``, drop empty slices, and normalise HR
+    and LR slices independently with :func:`minmax_slices` to [-1, 1] (the authors' convention).
+    ``seed`` is recorded only: the pipeline is deterministic.
 
     Returns ``{"train": PairedSlices, "test": PairedSlices, "info": dict}``.
     """
@@ -88,7 +92,8 @@ def demo_pairs(
         raise ValueError(f"demo_pairs: gap must be >= 0, got {gap}")
     path = icbm152_path()
     hr_img = sitk.Cast(read_volume(path, ndim=3), sitk.sitkFloat32)
-    lr_img = degrade(hr_img, preset, regrid_method=regrid_method, antialias=antialias)
+    degradation = resolve_degradation(degradation, antialias)
+    lr_img = degrade(hr_img, preset, regrid_method=regrid_method, degradation=degradation)
     np_axis = image_axis_to_numpy(axis)
     hr_all = volume_to_slices(sitk.GetArrayViewFromImage(hr_img), np_axis)
     lr_all = volume_to_slices(sitk.GetArrayViewFromImage(lr_img), np_axis)
@@ -116,7 +121,8 @@ def demo_pairs(
         "preset": preset,
         "factors_xyz": tuple(float(f) for f in factors),
         "regrid_method": regrid_method,
-        "antialias": antialias,
+        "degradation": degradation,
+        "antialias": degradation == "acquisition",  # the older key, for existing readers
         "axis": axis,
         "normalisation": "minmax per slice to [-1, 1] (HR and LR separately)",
     }

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .degrade import degradation_of
 from .io import VolumeError
 from .slices import MaskedPatchDataset, PairedSlices, PatchDataset
 from .sources import demo_pairs
@@ -36,10 +37,12 @@ def load_npz_pairs(path: str | Path) -> PairedSlices:
 
 def paired_slices_from_config(data: Any, seed: int = 0) -> PairedSlices:
     """The training slices for ``data`` (a :class:`ressrdiff.config.DataConfig`); the LR is
-    simulated with ``data.antialias`` (a config without the field: False)."""
-    antialias = bool(getattr(data, "antialias", False))
+    simulated with the degradation ``data.degradation`` (:func:`degradation_of`)."""
+    degradation = degradation_of(data)
     if data.source == "demo":
-        pairs = demo_pairs(data.preset, data.regrid, axis=data.axis, seed=seed, antialias=antialias)
+        pairs = demo_pairs(
+            data.preset, data.regrid, axis=data.axis, seed=seed, degradation=degradation
+        )
         return pairs["train"]
     if data.source == "npz":
         if not data.path:
@@ -60,7 +63,7 @@ def paired_slices_from_config(data: Any, seed: int = 0) -> PairedSlices:
             axis=data.axis,
             normalisation=data.resolved_normalisation,
             seed=seed,
-            antialias=antialias,
+            degradation=degradation,
         )
     raise ValueError(f"data.source {data.source!r} unknown")
 

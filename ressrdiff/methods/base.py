@@ -18,6 +18,7 @@ from ..checkpoint import CheckpointError
 from ..config import RunConfig
 from ..diffusion import EnsembleResult
 from ..perceptual import load_lpips, warn_once
+from ..tiling import WindowSpec, resolve_window
 
 __all__ = ["Method", "register", "build_method", "METHODS", "per_sample_draws", "diff_keys"]
 
@@ -114,6 +115,31 @@ class Method(nn.Module):
         """The device of the method's weights (CPU for a method without weights)."""
         return next((p.device for p in self.parameters()), torch.device("cpu"))
 
+    def window_spec(
+        self,
+        x_lr: Tensor,
+        window: int | str | None = "model",
+        overlap: float | None = None,
+        sw_batch_size: int | None = None,
+    ) -> WindowSpec | None:
+        """How to tile a network call on slices shaped like ``x_lr`` (None: whole slices).
+
+        ``window``: ``"model"`` (the model's own ``infer.window``, see
+        :class:`ressrdiff.config.InferConfig`), ``"auto"`` (the training patch ``data.patch``
+        when the slice is larger), a size in pixels, or None. ``overlap`` and ``sw_batch_size``
+        None take the model's ``infer`` values."""
+        infer = self.cfg.infer
+        if window == "model":
+            window = infer.window
+        size = resolve_window(window, self.cfg.data.patch, tuple(x_lr.shape))
+        if size is None:
+            return None
+        return WindowSpec(
+            size,
+            overlap=infer.overlap if overlap is None else overlap,
+            sw_batch_size=infer.sw_batch_size if sw_batch_size is None else sw_batch_size,
+        )
+
     # networks whose weights are trained, saved, and averaged by EMA
     def networks(self) -> dict[str, nn.Module]:
         raise NotImplementedError
@@ -168,16 +194,18 @@ class Method(nn.Module):
         steps: int | None = None,
         generator: torch.Generator | None = None,
         chunk: int | None = None,
+        **options: Any,
     ) -> EnsembleResult:
         """``num_samples`` draws of :meth:`super_resolve` per input, in batches of at most
         ``chunk`` network inputs, with their pixel-wise mean and (unbiased) standard deviation.
-        Deterministic methods override this with an error."""
+        ``options`` (e.g. ``window``) go to :meth:`super_resolve`. Deterministic methods
+        override this with an error."""
         if num_samples < 1:
             raise ValueError(f"{self.name}: num_samples must be >= 1, got {num_samples}")
         B = x_lr.shape[0]
         rep = x_lr.repeat_interleave(num_samples, dim=0)
         parts = rep.split(chunk or rep.shape[0])
-        outs = [self.super_resolve(p, steps=steps, generator=generator) for p in parts]
+        outs = [self.super_resolve(p, steps=steps, generator=generator, **options) for p in parts]
         samples = torch.cat(outs).view(B, num_samples, *x_lr.shape[1:])
         std = samples.std(dim=1) if num_samples > 1 else torch.zeros_like(samples[:, 0])
         return EnsembleResult(samples=samples, mean=samples.mean(dim=1), std=std)

@@ -127,6 +127,7 @@ class Bicubic(FeedForwardMethod):
     """Cubic B-spline interpolation from the recovered LR grid; no parameters, no training."""
 
     nfe: ClassVar[int] = 0
+    tileable: ClassVar[bool] = False  # nearest re-gridding needs whole, block-aligned slices
     defaults: ClassVar[dict[str, Any]] = {"factors": None}
 
     def __init__(self, cfg: RunConfig) -> None:

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from ..config import RunConfig
 from ..nn import UNet, UNetConfig
+from ..tiling import tiled_map
 from .base import Method
 
 __all__ = ["FeedForwardMethod", "UNetGenerator", "method_options"]
@@ -82,16 +83,28 @@ class FeedForwardMethod(Method):
 
     #: network evaluations per slice at inference
     nfe: ClassVar[int] = 1
+    #: whether :meth:`generate` may be evaluated on windows (False: it must see whole slices)
+    tileable: ClassVar[bool] = True
 
     def generate(self, x_lr: Tensor) -> Tensor:
         raise NotImplementedError
 
     @torch.no_grad()
     def super_resolve(
-        self, x_lr: Tensor, steps: int | None = None, generator: torch.Generator | None = None
+        self,
+        x_lr: Tensor,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+        *,
+        window: int | str | None = "model",
+        overlap: float | None = None,
+        sw_batch_size: int | None = None,
     ) -> Tensor:
         """SR of ``x_lr`` (B, 1, H, W) in [-1, 1]. ``steps`` must be None or 1 (one pass);
-        ``generator`` is unused (the method is deterministic)."""
+        ``generator`` is unused (the method is deterministic). ``window`` (default: the model's
+        ``infer.window``, whole slices unless it says otherwise; see :meth:`Method.window_spec`)
+        evaluates the pass on overlapping windows with Gaussian blending
+        (:mod:`ressrdiff.tiling`)."""
         if steps not in (None, 1):
             raise ValueError(
                 f"method {self.name!r} super-resolves in one pass; steps must be 1 or None, "
@@ -99,7 +112,12 @@ class FeedForwardMethod(Method):
             )
         if x_lr.ndim != 4 or x_lr.shape[1] != 1:
             raise ValueError(f"{self.name}: x_lr must be (B, 1, H, W), got {tuple(x_lr.shape)}")
-        return self.generate(x_lr).to(x_lr.dtype)
+        if not self.tileable and window not in (None, "auto", "model"):
+            raise ValueError(f"method {self.name!r} works on whole slices; window must be None")
+        spec = self.window_spec(x_lr, window, overlap, sw_batch_size)
+        if spec is None or not self.tileable:
+            return self.generate(x_lr).to(x_lr.dtype)
+        return tiled_map(self.generate, spec)(x_lr).to(x_lr.dtype)
 
     def super_resolve_ensemble(self, *args: Any, **kwargs: Any) -> Any:
         raise ValueError(

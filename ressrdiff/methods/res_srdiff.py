@@ -13,6 +13,7 @@ from ..diffusion import EnsembleResult, q_sample, sample, sample_ensemble
 from ..nn import PAPER_GPU, TINY_CPU, UNet, UNetConfig
 from ..perceptual import lpips_distance
 from ..schedule import Schedule
+from ..tiling import tiled_predictor
 from .base import Method, per_sample_draws, register
 
 __all__ = ["ResSRDiff", "MODEL_PRESETS", "resolve_model_config", "loss_eq13"]
@@ -119,6 +120,26 @@ class ResSRDiff(Method):
         K = steps or self.sample_steps
         return self.schedule if K == self.schedule.T else self.schedule.respace(K)
 
+    def window_for(self, x_lr: Tensor, window: int | str | None = "model") -> int | None:
+        """The window size ``super_resolve(x_lr, window=window)`` tiles each network call with,
+        or None for whole slices (see :meth:`Method.window_spec`)."""
+        spec = self.window_spec(x_lr, window)
+        return None if spec is None else spec.size
+
+    def inference_predictor(
+        self,
+        x_lr: Tensor,
+        window: int | str | None = "model",
+        overlap: float | None = None,
+        sw_batch_size: int | None = None,
+        net: nn.Module | None = None,
+    ):
+        """The predictor Algorithm 2 calls on slices shaped like ``x_lr``: :meth:`predictor`
+        itself for whole slices, else its sliding-window version (:mod:`ressrdiff.tiling`)."""
+        g = self.predictor(net)
+        spec = self.window_spec(x_lr, window, overlap, sw_batch_size)
+        return g if spec is None else tiled_predictor(g, spec)
+
     @torch.no_grad()
     def super_resolve(
         self,
@@ -127,10 +148,21 @@ class ResSRDiff(Method):
         generator: torch.Generator | None = None,
         *,
         return_trajectory: bool = False,
+        window: int | str | None = "model",
+        overlap: float | None = None,
+        sw_batch_size: int | None = None,
     ):
-        """Algorithm 2 with ``steps`` sampling steps (default: the preset's; respaced if < T)."""
+        """Algorithm 2 with ``steps`` sampling steps (default: the preset's; respaced if < T).
+
+        Each network call is evaluated on overlapping ``window`` x ``window`` windows blended
+        with Gaussian weights (``overlap`` fraction, ``sw_batch_size`` windows per call); the
+        sampler's state and noise stay whole-slice. ``window="model"`` (default) is the model's
+        ``infer`` setting (:class:`ressrdiff.config.InferConfig`; whole slices unless it says
+        otherwise, and ``overlap``/``sw_batch_size`` None take it from there too); ``"auto"`` is
+        the training patch size when the slice is larger; ``None`` runs the network on whole
+        slices."""
         return sample(
-            self.predictor(),
+            self.inference_predictor(x_lr, window, overlap, sw_batch_size),
             x_lr,
             self.sampling_schedule(steps),
             generator=generator,
@@ -145,10 +177,15 @@ class ResSRDiff(Method):
         steps: int | None = None,
         generator: torch.Generator | None = None,
         chunk: int | None = None,
+        *,
+        window: int | str | None = "model",
+        overlap: float | None = None,
+        sw_batch_size: int | None = None,
     ) -> EnsembleResult:
-        """N samples per input with mean and standard-deviation (uncertainty) maps."""
+        """N samples per input with mean and standard-deviation (uncertainty) maps; ``window``,
+        ``overlap`` and ``sw_batch_size`` as in :meth:`super_resolve`."""
         return sample_ensemble(
-            self.predictor(),
+            self.inference_predictor(x_lr, window, overlap, sw_batch_size),
             x_lr,
             self.sampling_schedule(steps),
             num_samples,

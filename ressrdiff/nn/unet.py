@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..fieldtypes import check_field_types
 from .swin import SwinPair, pad_to_multiple, swin_num_heads
 
 __all__ = [
@@ -102,6 +103,9 @@ class UNetConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"UNetConfig: unknown key(s) {unknown}; known: {sorted(known)}")
+        wrong = check_field_types(cls, d, "model.")
+        if wrong:
+            raise ValueError(wrong)
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:
