@@ -185,7 +185,9 @@ def test_training_killed_with_sigkill_resumes_exactly(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     step_at_kill = load_checkpoint(killed / "last.pt")["step"]
-    assert 6 <= step_at_kill < 40, f"the run was not interrupted mid-way ({step_at_kill})"
+    # six steps were logged, so the checkpoint of step 3 is complete; on a loaded machine the
+    # kill can land while step 6's checkpoint is still being written (the atomic write keeps 3)
+    assert 3 <= step_at_kill < 40, f"the run was not interrupted mid-way ({step_at_kill})"
     assert main(["train", "--config", str(cfg), "--out", str(killed), "--resume", "--quiet"]) == 0
     assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "whole"), "--quiet"]) == 0
     a = load_checkpoint(killed / "last.pt")
