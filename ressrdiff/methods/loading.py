@@ -8,6 +8,7 @@ import torch
 
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..config import ConfigError, RunConfig
+from ..model_file import read_shipped
 from .base import METHODS, Method
 
 __all__ = ["load_method"]
@@ -28,8 +29,6 @@ def load_method(
     :class:`CheckpointError` says what differs.
     """
     if Path(path).suffix == ".safetensors":
-        from ..shipping import read_shipped
-
         ckpt = read_shipped(path)
     else:
         ckpt = load_checkpoint(path, map_location="cpu")
