@@ -78,13 +78,9 @@ def run_python(script: str, cwd: Path, *args: str, timeout: int = 300):
     )
 
 
-# -- 1. a failed write is never success --------------------------------------------------------
-
-LIMITED = """
-    import contextlib, io, json, resource, sys
-    hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
-    resource.setrlimit(resource.RLIMIT_FSIZE, (8192, hard))  # like `ulimit -f 8`
-    from ressrdiff.cli import main
+# the end of every subprocess script: run each named argv of sys.argv[1] through the CLI and
+# print {name: [exit code, stderr]} as JSON
+RUN_ARGVS = """
     results = {}
     for name, argv in json.loads(sys.argv[1]).items():
         err = io.StringIO()
@@ -93,6 +89,18 @@ LIMITED = """
         results[name] = [rc, err.getvalue()]
     print(json.dumps(results))
 """
+
+# -- 1. a failed write is never success --------------------------------------------------------
+
+LIMITED = (
+    """
+    import contextlib, io, json, resource, sys
+    hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+    resource.setrlimit(resource.RLIMIT_FSIZE, (8192, hard))  # like `ulimit -f 8`
+    from ressrdiff.cli import main
+"""
+    + RUN_ARGVS
+)
 
 
 def test_writes_beyond_the_file_size_limit_fail_in_one_line_and_leave_nothing(run, tmp_path):
@@ -209,7 +217,8 @@ def test_a_wrong_type_in_the_model_section_is_one_line(run, tmp_path, capsys):
     assert not (tmp_path / "r").exists()  # class 6: a config error leaves no run folder
 
 
-INTERRUPT = """
+INTERRUPT = (
+    """
     import contextlib, io, json, os, signal, sys, time
     from ressrdiff import inference, training
     from ressrdiff.cli import main
@@ -228,14 +237,9 @@ INTERRUPT = """
         return rec
 
     training.Trainer.train_step = train_step
-    results = {}
-    for name, argv in json.loads(sys.argv[1]).items():
-        err = io.StringIO()
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            rc = main(argv)
-        results[name] = [rc, err.getvalue()]
-    print(json.dumps(results))
 """
+    + RUN_ARGVS
+)
 
 
 def test_ctrl_c_is_one_line_and_exit_130(run, tmp_path):
