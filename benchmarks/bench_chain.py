@@ -10,6 +10,8 @@ subject is refused):
 * the default respacing for K = 1, 2, 4 and T (:func:`ressrdiff.schedule.respace_indices`);
 * other sub-sequences of the T steps given with ``--variants`` (e.g. ``6,10,15``: three calls
   that stop at t = 6, so the t = 1 call, which copies its input state, is skipped);
+* reverse steps with less fresh noise, ``--stochasticity 1 0.5 0``
+  (:func:`ressrdiff.diffusion.reverse_step`; 1 is eq (9)'s posterior, 0 deterministic);
 
 each with the model's own inference window (``infer.window``) unless ``--window`` says otherwise.
 Columns: masked PSNR and SSIM gain over the re-gridded input, ``hf_model`` and
@@ -38,8 +40,9 @@ ALLOWED_SPLITS = ("val", "train")
 class _Variant:
     """A Res-SRDiff method whose ``super_resolve`` samples one fixed sub-sequence of steps."""
 
-    def __init__(self, method, steps: list[int], window) -> None:
+    def __init__(self, method, steps: list[int], window, stochasticity: float = 1.0) -> None:
         self.method, self.steps, self.window = method, steps, window
+        self.stochasticity = stochasticity
 
     @property
     def device(self) -> torch.device:
@@ -50,7 +53,7 @@ class _Variant:
 
         sched = self.method.schedule.subsequence(self.steps)
         g = self.method.inference_predictor(x, self.window)
-        return sample(g, x, sched, generator=generator)
+        return sample(g, x, sched, generator=generator, stochasticity=self.stochasticity)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 15], help="values of K")
     ap.add_argument("--variants", nargs="*", default=[], help="comma-separated step lists")
     ap.add_argument("--window", default="model", help="model | auto | none | a size")
+    ap.add_argument(
+        "--stochasticity",
+        type=float,
+        nargs="+",
+        default=[1.0],
+        help="reverse-step stochasticity values (1: eq 9's posterior, 0: deterministic; "
+        "ressrdiff.diffusion.reverse_step)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     a = ap.parse_args(argv)
@@ -85,12 +96,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{torch.get_num_threads()} threads"
     )
     rows = []
-    for label, steps in runs:
+    for (label, steps), eta in ((r, e) for e in a.stochasticity for r in runs):
         t0 = time.perf_counter()
-        df = gain_over_input(_Variant(m, steps, window), pairs, seed=a.seed)
+        df = gain_over_input(_Variant(m, steps, window, eta), pairs, seed=a.seed)
         rows.append(
             {
                 "sampler": label,
+                "stochasticity": eta,
                 "steps": ",".join(map(str, steps)),
                 "psnr_gain": df["psnr_gain"].mean(),
                 "psnr_gain_sd": df["psnr_gain"].std(),

@@ -205,12 +205,16 @@ class InferConfig:
     """How the network is evaluated at inference (:mod:`ressrdiff.tiling`). ``window``: None
     (whole slices, the default and what every model made before this field was evaluated with),
     ``"auto"`` (the training patch ``data.patch`` when the slice is larger) or a size in pixels;
-    ``overlap`` and ``sw_batch_size`` as in :class:`ressrdiff.tiling.WindowSpec`. Left out of
-    :meth:`RunConfig.to_dict` while all defaults, so older configs still compare equal."""
+    ``overlap`` and ``sw_batch_size`` as in :class:`ressrdiff.tiling.WindowSpec`.
+    ``stochasticity``: how much fresh noise each of Res-SRDiff's reverse steps draws
+    (:func:`ressrdiff.diffusion.reverse_step`; 1, the default, is Algorithm 2 as published, 0 a
+    deterministic chain). Left out of :meth:`RunConfig.to_dict` while all defaults
+    (``stochasticity`` while 1), so older configs still compare equal."""
 
     window: int | str | None = None
     overlap: float = 0.5
     sw_batch_size: int = 8
+    stochasticity: float = 1.0
 
     def __post_init__(self) -> None:
         w = self.window
@@ -224,6 +228,10 @@ class InferConfig:
             raise ConfigError(
                 f"infer.sw_batch_size must be an integer >= 1, got {self.sw_batch_size!r}"
             )
+        eta = self.stochasticity
+        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= eta <= 1.0:
+            raise ConfigError(f"infer.stochasticity must be in [0, 1], got {eta!r}")
+        self.stochasticity = float(eta)
 
 
 @dataclass
@@ -273,7 +281,9 @@ class RunConfig:
         del d["data"]["antialias"]
         if d["data"]["degradation"] == "resample":
             del d["data"]["degradation"]
-        if d["infer"] == asdict(InferConfig()):
+        if d["infer"]["stochasticity"] == 1.0:
+            del d["infer"]["stochasticity"]
+        if d["infer"] == {k: v for k, v in asdict(InferConfig()).items() if k != "stochasticity"}:
             del d["infer"]
         return d
 

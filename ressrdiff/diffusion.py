@@ -20,6 +20,8 @@ __all__ = [
     "forward_step",
     "q_sample",
     "posterior",
+    "reverse_step",
+    "skip_scalings",
     "p_mean_variance",
     "prior_sample",
     "sample",
@@ -87,17 +89,86 @@ def posterior(
     return mean, var
 
 
+def reverse_step(
+    x_t: Tensor,
+    x_hr: Tensor,
+    x_lr: Tensor,
+    t: Tensor | int,
+    schedule: Schedule,
+    stochasticity: float = 1.0,
+) -> tuple[Tensor, Tensor]:
+    """A reverse step with adjustable stochasticity: the non-Markovian family of DDIM (Song,
+    Meng and Ermon, ICLR 2021, eq 7 and sec. 4.1) written for eq (4)'s marginals.
+
+    With ``e = x_LR - x_HR`` and the noise ``x_t`` implies,
+    ``eps = (x_t - x_HR - beta_t e) / (gamma sqrt(beta_t))``:
+
+        x_{t-1} ~ N(x_HR + beta_{t-1} e + sqrt(gamma^2 beta_{t-1} - s^2) eps,  s^2 I),
+        s^2 = stochasticity^2 * gamma^2 alpha_t beta_{t-1} / beta_t.
+
+    Every member keeps the marginal ``q(x_{t-1} | x_HR, x_LR)`` of eq (4) when ``x_HR`` is
+    exact. ``stochasticity = 1`` is eq (9)'s posterior (the algebra reduces to its mean and
+    variance); ``0`` is deterministic: the chain re-uses the noise it inferred instead of drawing
+    new noise at each step. Returns (mean, variance), the variance broadcastable to ``x_t``.
+    """
+    if not 0.0 <= stochasticity <= 1.0:
+        raise ValueError(f"reverse_step: stochasticity must be in [0, 1], got {stochasticity}")
+    t = _steps(t, x_t.shape[0], x_t.device)
+    b = schedule.table("beta", t, x_t)
+    b_prev = schedule.table("beta", t - 1, x_t)
+    a = schedule.table("alpha", t, x_t)
+    g2 = schedule.gamma**2
+    e = x_lr - x_hr
+    eps = (x_t - x_hr - b * e) / (schedule.gamma * b.sqrt())
+    var = stochasticity**2 * g2 * a * b_prev / b
+    mean = x_hr + b_prev * e + (g2 * b_prev - var).clamp_min(0).sqrt() * eps
+    return mean, var
+
+
+def skip_scalings(beta: Tensor, gamma: float, sigma_data: float) -> tuple[Tensor, Tensor]:
+    """``(c_skip, c_out)`` for ``x_HR_hat = x_LR + c_skip (x_t - x_LR) + c_out F``: the
+    preconditioning of Karras et al. (EDM, NeurIPS 2022, sec. 5 and appendix B.6) written for
+    eq (4).
+
+    Under eq (4), ``x_t - x_LR = (1 - beta_t) d + gamma sqrt(beta_t) eps`` with ``d = x_HR - x_LR``.
+    For ``d`` with standard deviation ``sigma_data`` and uncorrelated with ``eps``, ``c_skip`` is
+    the least-squares coefficient of ``d`` on ``x_t - x_LR`` and ``c_out`` the standard deviation
+    of what it leaves, so the network's target ``F`` has unit variance at every ``t``:
+
+        c_skip = (1 - beta_t) sigma_data^2 / ((1 - beta_t)^2 sigma_data^2 + gamma^2 beta_t)
+        c_out  = sigma_data gamma sqrt(beta_t) / sqrt((1 - beta_t)^2 sigma_data^2 + gamma^2 beta_t)
+
+    Near t = T, ``c_skip -> 0`` (start from x_LR, as the paper's g_phi with a residual output
+    does); near t = 1, ``c_skip -> 1`` (keep x_t, which is already close to x_HR), so the last
+    steps no longer have to rebuild ``x_t - x_LR`` through the whole network."""
+    if sigma_data <= 0:
+        raise ValueError(f"skip_scalings: sigma_data must be > 0, got {sigma_data}")
+    s2 = sigma_data**2
+    noise2 = gamma**2 * beta
+    denom = (1 - beta) ** 2 * s2 + noise2
+    return (1 - beta) * s2 / denom, sigma_data * noise2.sqrt() / denom.sqrt()
+
+
 def p_mean_variance(
-    model: Predictor, x_t: Tensor, x_lr: Tensor, t: Tensor | int, schedule: Schedule
+    model: Predictor,
+    x_t: Tensor,
+    x_lr: Tensor,
+    t: Tensor | int,
+    schedule: Schedule,
+    stochasticity: float = 1.0,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Eq (11): ``mu_phi = (beta_{t-1}/beta_t) x_t + (alpha_t/beta_t) g_phi(x_t, x_LR, t)``.
 
-    The reverse-step variance is the posterior's (eq 10, Sigma_phi = Sigma_q).
+    The reverse-step variance is the posterior's (eq 10, Sigma_phi = Sigma_q). With
+    ``stochasticity < 1`` the step is :func:`reverse_step`'s at ``g_phi``'s prediction instead.
     Returns (mean, variance, x_HR_hat).
     """
     t = _steps(t, x_t.shape[0], x_t.device)
-    x0_hat = model(x_t, x_lr, schedule.model_timesteps(t))
-    mean, var = posterior(x_t, x0_hat.to(x_t.dtype), t, schedule)
+    x0_hat = model(x_t, x_lr, schedule.model_timesteps(t)).to(x_t.dtype)
+    if stochasticity == 1.0:
+        mean, var = posterior(x_t, x0_hat, t, schedule)
+    else:
+        mean, var = reverse_step(x_t, x0_hat, x_lr, t, schedule, stochasticity)
     return mean, var, x0_hat
 
 
@@ -114,20 +185,23 @@ def sample(
     *,
     generator: torch.Generator | None = None,
     return_trajectory: bool = False,
+    stochasticity: float = 1.0,
 ) -> Tensor | tuple[Tensor, list[Tensor]]:
     """Algorithm 2 on a batch: start at ``x_T ~ N(x_LR, gamma^2 beta_T)``, then for t = T..1
     ``x_{t-1} = mu_phi(x_t, x_LR, t) + gamma sqrt(beta_{t-1} alpha_t / beta_t) eps`` (eps = 0 at
     t = 1, so the output is the network's last prediction of x_HR).
 
-    Pass a respaced schedule (``Schedule.respace(K)``) to sample with K < T steps. With
+    Pass a respaced schedule (``Schedule.respace(K)``) to sample with K < T steps.
+    ``stochasticity < 1`` takes :func:`reverse_step`'s steps instead (0: deterministic after
+    the draw of x_T). With
     ``return_trajectory`` the states ``[x_T, ..., x_0]`` (T+1 tensors) are returned as well.
     """
     x = prior_sample(x_lr, schedule, randn(x_lr, generator))
     traj = [x] if return_trajectory else []
     for step in range(schedule.T, 0, -1):
         t = torch.full((x.shape[0],), step, dtype=torch.long, device=x.device)
-        mean, var, _ = p_mean_variance(model, x, x_lr, t, schedule)
-        x = mean + var.sqrt() * randn(x, generator) if step > 1 else mean
+        mean, var, _ = p_mean_variance(model, x, x_lr, t, schedule, stochasticity)
+        x = mean + var.sqrt() * randn(x, generator) if step > 1 and stochasticity > 0 else mean
         if return_trajectory:
             traj.append(x)
     return (x, traj) if return_trajectory else x
@@ -151,6 +225,7 @@ def sample_ensemble(
     *,
     generator: torch.Generator | None = None,
     chunk: int | None = None,
+    stochasticity: float = 1.0,
 ) -> EnsembleResult:
     """Draw ``num_samples`` independent SR samples per input in batches of at most ``chunk``
     network inputs, and return their mean and standard deviation maps."""
@@ -159,7 +234,10 @@ def sample_ensemble(
     B = x_lr.shape[0]
     rep = x_lr.repeat_interleave(num_samples, dim=0)  # (B*N, C, H, W), sample-major per input
     chunk = chunk or rep.shape[0]
-    outs = [sample(model, part, schedule, generator=generator) for part in rep.split(chunk)]
+    outs = [
+        sample(model, part, schedule, generator=generator, stochasticity=stochasticity)
+        for part in rep.split(chunk)
+    ]
     samples = torch.cat(outs).view(B, num_samples, *x_lr.shape[1:])
     std = samples.std(dim=1) if num_samples > 1 else torch.zeros_like(samples[:, 0])
     return EnsembleResult(samples=samples, mean=samples.mean(dim=1), std=std)

@@ -36,6 +36,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         infer["window"] = None if w == "none" else w if w == "auto" else _window_size(w)
     if args.infer_overlap is not None:
         infer["overlap"] = args.infer_overlap
+    if args.infer_stochasticity is not None:
+        infer["stochasticity"] = args.infer_stochasticity
     entry = export_model(
         ckpt, args.output, dtype=args.dtype, weights=args.weights, infer=infer or None
     )
@@ -56,6 +58,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
         f"--weights {args.weights}"
         + (f" --infer-window {args.infer_window}" if args.infer_window is not None else "")
         + (f" --infer-overlap {args.infer_overlap}" if args.infer_overlap is not None else "")
+        + (
+            f" --infer-stochasticity {args.infer_stochasticity}"
+            if args.infer_stochasticity is not None
+            else ""
+        )
     )
     msg = (
         f"wrote {args.output} ({entry['bytes'] / 1e6:.2f} MB, {entry['dtype']}, "
@@ -97,5 +104,12 @@ def add_export_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
         "(default: the checkpoint's)",
     )
     e.add_argument("--infer-overlap", type=float, help="window overlap fraction in [0, 1)")
+    e.add_argument(
+        "--infer-stochasticity",
+        type=float,
+        help="fresh noise per reverse step of Res-SRDiff, in [0, 1]: 1 is Algorithm 2 as "
+        "published, 0 a deterministic chain (ressrdiff.diffusion.reverse_step); recorded in "
+        "its config (default: the checkpoint's)",
+    )
     e.set_defaults(func=_cmd_export)
     return e

@@ -11,8 +11,10 @@ from ressrdiff.diffusion import (
     p_mean_variance,
     posterior,
     q_sample,
+    reverse_step,
     sample,
     sample_ensemble,
+    skip_scalings,
 )
 from ressrdiff.schedule import preset
 
@@ -153,3 +155,82 @@ def test_sampler_is_reproducible_and_ensemble_has_spread():
     assert torch.all(ens.std > 0)
     oracle = sample_ensemble(lambda xt, xl, t: xl, x_lr, s, 3)
     assert torch.all(oracle.std == 0)
+
+
+@pytest.mark.parametrize("t", [1, 2, 4, 15])
+def test_reverse_step_at_full_stochasticity_is_eq9(t):
+    """reverse_step(stochasticity=1) reduces to eq (9)'s posterior mean and variance, for any
+    x_t (not only one drawn from eq (4)), on the full and a respaced schedule."""
+    g = torch.Generator().manual_seed(3)
+    for s in (preset("paper"), preset("paper").respace(4)):
+        tt = min(t, s.T)
+        x_t, x_hr, x_lr = (torch.randn(3, 1, 6, 5, generator=g, dtype=torch.float64) for _ in "abc")
+        mean, var = reverse_step(x_t, x_hr, x_lr, tt, s, 1.0)
+        m_ref, v_ref = posterior(x_t, x_hr, tt, s)
+        torch.testing.assert_close(mean, m_ref, rtol=0, atol=1e-12)
+        torch.testing.assert_close(var.expand_as(mean), v_ref.expand_as(mean), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.5])
+@pytest.mark.parametrize("t", [2, 4])
+def test_reverse_step_keeps_eq4_marginal_at_any_stochasticity(eta, t):
+    """Monte-Carlo: x_t ~ eq (4) at t, one reverse step with the exact x_HR, and x_{t-1} has
+    eq (4)'s marginal at t-1 (mean x_HR + beta_{t-1} e0, variance gamma^2 beta_{t-1})."""
+    s = preset("paper").respace(4)
+    x_hr, x_lr, g = _pair()
+    x_t = q_sample(x_hr, x_lr, t, s, torch.randn(x_hr.shape, generator=g, dtype=x_hr.dtype))
+    mean, var = reverse_step(x_t, x_hr, x_lr, t, s, eta)
+    x_prev = mean + var.sqrt() * torch.randn(x_hr.shape, generator=g, dtype=x_hr.dtype)
+    b_prev = s.beta[t - 1]
+    want_mean, want_var = 0.3 + b_prev * (-0.8), s.gamma**2 * b_prev
+    assert abs(x_prev.mean().item() - want_mean) < 5 * math.sqrt(want_var / N)
+    assert x_prev.var().item() == pytest.approx(want_var, rel=0.02)
+    if eta == 0.0:
+        assert torch.all(var == 0)
+
+
+def test_deterministic_sampler_is_a_function_of_x_T_and_recovers_an_oracle():
+    s = preset("paper").respace(4)
+    g = torch.Generator().manual_seed(2)
+    x_hr = torch.randn(2, 1, 8, 8, generator=g)
+    x_lr = x_hr + 0.3 * torch.randn(2, 1, 8, 8, generator=g)
+    out = sample(lambda xt, xl, t: x_hr, x_lr, s, generator=g, stochasticity=0.0)
+    torch.testing.assert_close(out, x_hr, rtol=0, atol=1e-6)
+
+    def net(xt, xl, t):  # an imperfect network: the output depends on the path
+        return 0.5 * xt + 0.5 * xl
+
+    a = sample(net, x_lr, s, generator=torch.Generator().manual_seed(5), stochasticity=0.0)
+    b = sample(net, x_lr, s, generator=torch.Generator().manual_seed(5), stochasticity=0.0)
+    c = sample(net, x_lr, s, generator=torch.Generator().manual_seed(5), stochasticity=1.0)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not torch.allclose(a, c)
+    with pytest.raises(ValueError, match="stochasticity must be in"):
+        reverse_step(x_lr, x_hr, x_lr, 2, s, 1.5)
+
+
+@pytest.mark.parametrize("t", [1, 3, 8, 15])
+def test_skip_scalings_are_the_least_squares_fit_of_d_on_x_t(t):
+    """Monte-Carlo: d = x_HR - x_LR with sd sigma_data, x_t drawn by eq (4); regressing d on
+    x_t - x_LR gives c_skip, and the residual's sd is c_out (closed form of skip_scalings)."""
+    s = preset("paper")
+    g = torch.Generator().manual_seed(7)
+    sigma = 0.1
+    x_lr = torch.randn(N, generator=g, dtype=torch.float64)
+    d = sigma * torch.randn(N, generator=g, dtype=torch.float64)
+    x_t = q_sample(x_lr + d, x_lr, t, s, torch.randn(N, generator=g, dtype=torch.float64))
+    u = x_t - x_lr
+    coef = (u * d).sum() / (u * u).sum()
+    c_skip, c_out = skip_scalings(torch.tensor(s.beta[t], dtype=torch.float64), s.gamma, sigma)
+    assert coef.item() == pytest.approx(c_skip.item(), abs=0.01)
+    assert (d - coef * u).std().item() == pytest.approx(c_out.item(), rel=0.01)
+    with pytest.raises(ValueError, match="sigma_data must be > 0"):
+        skip_scalings(torch.tensor(0.5), 2.0, 0.0)
+
+
+def test_skip_scalings_keep_x_t_near_t1_and_x_lr_near_T():
+    s = preset("paper")
+    c1, o1 = skip_scalings(torch.tensor(s.beta[1]), s.gamma, 0.1)
+    cT, oT = skip_scalings(torch.tensor(s.beta[s.T]), s.gamma, 0.1)
+    assert c1.item() > 0.8 and cT.item() < 1e-4
+    assert o1.item() < 0.05 and oT.item() == pytest.approx(0.1, rel=0.01)

@@ -9,14 +9,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import RunConfig
-from ..diffusion import EnsembleResult, q_sample, sample, sample_ensemble
+from ..diffusion import EnsembleResult, q_sample, sample, sample_ensemble, skip_scalings
 from ..nn import PAPER_GPU, TINY_CPU, UNet, UNetConfig
 from ..perceptual import lpips_distance
 from ..schedule import Schedule
 from ..tiling import tiled_predictor
 from .base import Method, per_sample_draws, register
+from .feedforward import method_options
 
-__all__ = ["ResSRDiff", "MODEL_PRESETS", "resolve_model_config", "loss_eq13"]
+__all__ = ["ResSRDiff", "MODEL_PRESETS", "RES_SRDIFF_DEFAULTS", "resolve_model_config", "loss_eq13"]
+
+#: ``options:`` of a res-srdiff config. ``sigma_data`` > 0 switches on the skip
+#: parametrisation of :func:`ressrdiff.diffusion.skip_scalings` with that standard deviation of
+#: ``x_HR - x_LR``; 0 (the default) is the paper's g_phi, which predicts x_HR directly.
+RES_SRDIFF_DEFAULTS: dict[str, Any] = {"sigma_data": 0.0}
 
 MODEL_PRESETS: dict[str, UNetConfig] = {"tiny-cpu": TINY_CPU, "paper-gpu": PAPER_GPU}
 
@@ -63,6 +69,14 @@ class ResSRDiff(Method):
         self.sample_steps = int(cfg.schedule.resolved()["sample_steps"])
         self.lambda_mse = cfg.lambda_mse
         self.scale_input = cfg.scale_input
+        self.options = method_options(cfg, RES_SRDIFF_DEFAULTS, self.name)
+        if self.options["sigma_data"] < 0:
+            raise ValueError(f"{cfg.name}: options.sigma_data must be >= 0")
+        if self.options["sigma_data"] > 0 and not self.model_cfg.residual_output:
+            raise ValueError(
+                f"{cfg.name}: options.sigma_data needs model.residual_output: true (F is the "
+                "zero-initialised head the U-Net adds to x_LR)"
+            )
         desc = self.attach_lpips(
             lpips_net,
             wanted=cfg.loss.lpips != "off",
@@ -87,20 +101,28 @@ class ResSRDiff(Method):
             "model": self.model_cfg.to_dict(),
             "schedule": self.schedule.to_dict(),
             "scale_input": self.scale_input,
+            **({"options": self.options} if self.options != RES_SRDIFF_DEFAULTS else {}),
         }
 
     def predictor(self, net: nn.Module | None = None):
         """g_phi as a callable ``(x_t, x_lr, t_model) -> x_HR_hat`` with the input scaling:
         x_t is divided by ``sqrt(gamma^2 beta_t + 1)``, its standard deviation scale under eq (4)
-        for unit-variance images (as in ResShift's ``normalize_input``)."""
+        for unit-variance images (as in ResShift's ``normalize_input``).
+
+        With ``options.sigma_data`` > 0 the U-Net's head ``F = net(...) - x_LR`` is combined as
+        ``x_LR + c_skip (x_t - x_LR) + c_out F`` (:func:`ressrdiff.diffusion.skip_scalings`)."""
         net = net or self.net
         full = self.schedule
+        sigma_data = self.options["sigma_data"]
 
         def g(x_t: Tensor, x_lr: Tensor, t: Tensor) -> Tensor:
-            if self.scale_input:
-                b = full.table("beta", t, x_t)
-                x_t = x_t / torch.sqrt(full.gamma**2 * b + 1.0)
-            return net(x_t, x_lr, t)
+            b = full.table("beta", t, x_t)
+            x_in = x_t / torch.sqrt(full.gamma**2 * b + 1.0) if self.scale_input else x_t
+            out = net(x_in, x_lr, t)
+            if sigma_data > 0:
+                c_skip, c_out = skip_scalings(b, full.gamma, sigma_data)
+                out = x_lr + c_skip * (x_t - x_lr) + c_out * (out - x_lr)
+            return out
 
         return g
 
@@ -151,6 +173,7 @@ class ResSRDiff(Method):
         window: int | str | None = "model",
         overlap: float | None = None,
         sw_batch_size: int | None = None,
+        stochasticity: float | None = None,
     ):
         """Algorithm 2 with ``steps`` sampling steps (default: the preset's; respaced if < T).
 
@@ -160,14 +183,19 @@ class ResSRDiff(Method):
         ``infer`` setting (:class:`ressrdiff.config.InferConfig`; whole slices unless it says
         otherwise, and ``overlap``/``sw_batch_size`` None take it from there too); ``"auto"`` is
         the training patch size when the slice is larger; ``None`` runs the network on whole
-        slices."""
+        slices. ``stochasticity`` (None: the model's ``infer.stochasticity``) scales the fresh
+        noise of each reverse step (:func:`ressrdiff.diffusion.reverse_step`; 1 is eq (9))."""
         return sample(
             self.inference_predictor(x_lr, window, overlap, sw_batch_size),
             x_lr,
             self.sampling_schedule(steps),
             generator=generator,
             return_trajectory=return_trajectory,
+            stochasticity=self._stochasticity(stochasticity),
         )
+
+    def _stochasticity(self, value: float | None) -> float:
+        return self.cfg.infer.stochasticity if value is None else float(value)
 
     @torch.no_grad()
     def super_resolve_ensemble(
@@ -181,9 +209,10 @@ class ResSRDiff(Method):
         window: int | str | None = "model",
         overlap: float | None = None,
         sw_batch_size: int | None = None,
+        stochasticity: float | None = None,
     ) -> EnsembleResult:
         """N samples per input with mean and standard-deviation (uncertainty) maps; ``window``,
-        ``overlap`` and ``sw_batch_size`` as in :meth:`super_resolve`."""
+        ``overlap``, ``sw_batch_size`` and ``stochasticity`` as in :meth:`super_resolve`."""
         return sample_ensemble(
             self.inference_predictor(x_lr, window, overlap, sw_batch_size),
             x_lr,
@@ -191,4 +220,5 @@ class ResSRDiff(Method):
             num_samples,
             generator=generator,
             chunk=chunk,
+            stochasticity=self._stochasticity(stochasticity),
         )
