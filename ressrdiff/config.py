@@ -123,7 +123,10 @@ class DataConfig:
     (:data:`ressrdiff.data.degrade.DEGRADATIONS`). ``antialias: true`` is the older spelling of
     'acquisition' and is read as such. ``degradation`` is left out of :meth:`RunConfig.to_dict`
     while 'resample', so that the configs of runs and checkpoints made before it existed still
-    compare equal."""
+    compare equal. ``intensity``: the intensity augmentation of training pairs (bias field,
+    gamma, LR noise; :class:`ressrdiff.data.augment.IntensityAugment`): false/null (off, the
+    default, left out of :meth:`RunConfig.to_dict`), true (its defaults) or a mapping of its
+    fields."""
 
     source: str = "demo"
     path: str | None = None
@@ -136,8 +139,16 @@ class DataConfig:
     augment: bool = True
     degradation: str = "resample"
     antialias: bool = False  # legacy spelling of degradation: acquisition
+    intensity: Any = None
 
     def __post_init__(self) -> None:
+        from .data.augment import IntensityAugment
+
+        try:
+            aug = IntensityAugment.from_config(self.intensity)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        self.intensity = None if aug is None else aug.to_dict()
         if not isinstance(self.antialias, bool):
             raise ConfigError(f"data.antialias must be true or false, got {self.antialias!r}")
         if self.degradation not in DEGRADATION_NAMES:
@@ -281,6 +292,8 @@ class RunConfig:
         del d["data"]["antialias"]
         if d["data"]["degradation"] == "resample":
             del d["data"]["degradation"]
+        if d["data"]["intensity"] is None:
+            del d["data"]["intensity"]
         if d["infer"]["stochasticity"] == 1.0:
             del d["infer"]["stochasticity"]
         if d["infer"] == {k: v for k, v in asdict(InferConfig()).items() if k != "stochasticity"}:

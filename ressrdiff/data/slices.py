@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .augment import IntensityAugment, augment_pair
+
 __all__ = [
     "image_axis_to_numpy",
     "volume_to_slices",
@@ -189,8 +191,10 @@ class PatchDataset(Dataset):
         samples_per_epoch: int | None = None,
         seed: int = 0,
         augment: bool = False,
+        intensity: IntensityAugment | None = None,
     ) -> None:
         self.hr, self.lr = _as_pairs(pairs)
+        self.intensity = intensity
         if len(self.hr) == 0:
             raise ValueError("PatchDataset: no slices")
         if patch < 1:
@@ -234,6 +238,8 @@ class PatchDataset(Dataset):
             pair = np.rot90(pair, rot, axes=(1, 2))
             if flip:
                 pair = pair[:, :, ::-1]
+        if self.intensity is not None:  # drawn last: items without it are unchanged
+            pair = np.stack(augment_pair(pair[0], pair[1], rng, self.intensity))
         pair = torch.from_numpy(np.ascontiguousarray(pair, dtype=np.float32))
         return {"hr": pair[0:1], "lr": pair[1:2]}
 
@@ -344,11 +350,17 @@ class MaskedPatchDataset(PatchDataset):
         samples_per_epoch: int | None = None,
         seed: int = 0,
         augment: bool = False,
+        intensity: IntensityAugment | None = None,
     ) -> None:
         if getattr(pairs, "mask", None) is None:
             raise ValueError("MaskedPatchDataset: the pairs carry no mask (use load_pairs)")
         super().__init__(
-            pairs, patch, samples_per_epoch=samples_per_epoch, seed=seed, augment=augment
+            pairs,
+            patch,
+            samples_per_epoch=samples_per_epoch,
+            seed=seed,
+            augment=augment,
+            intensity=intensity,
         )
         self.mask = _pad_to(np.asarray(pairs.mask, dtype=bool), self.patch, self.patch, "constant")
 

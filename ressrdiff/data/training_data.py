@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .augment import IntensityAugment
 from .degrade import degradation_of
 from .io import VolumeError
 from .slices import MaskedPatchDataset, PairedSlices, PatchDataset
@@ -69,8 +70,10 @@ def paired_slices_from_config(data: Any, seed: int = 0) -> PairedSlices:
 
 
 def patch_dataset_from_config(data: Any, seed: int = 0) -> PatchDataset:
-    """Random ``data.patch``-sized crops of the training slices."""
+    """Random ``data.patch``-sized crops of the training slices (with ``data.intensity``'s
+    augmentation when set)."""
     pairs = paired_slices_from_config(data, seed)
+    intensity = IntensityAugment.from_config(getattr(data, "intensity", None))
     if getattr(pairs, "mask", None) is not None:  # crops centred on the foreground
         return MaskedPatchDataset(
             pairs,
@@ -78,7 +81,13 @@ def patch_dataset_from_config(data: Any, seed: int = 0) -> PatchDataset:
             samples_per_epoch=data.samples_per_epoch,
             seed=seed,
             augment=data.augment,
+            intensity=intensity,
         )
     return PatchDataset(
-        pairs, data.patch, samples_per_epoch=data.samples_per_epoch, seed=seed, augment=data.augment
+        pairs,
+        data.patch,
+        samples_per_epoch=data.samples_per_epoch,
+        seed=seed,
+        augment=data.augment,
+        intensity=intensity,
     )
