@@ -11,9 +11,13 @@ Jupyter Book cannot pass parameters to a notebook, so the book is made in two st
 2. **build**: the sources (``_config.yml``, ``_toc.yml``, ``references.bib``, ``book/``, the
    non-notebook files of ``notebooks/``) and the executed notebooks are copied to a staging tree
    ``<out>/book-src/`` at their usual relative paths, and ``jupyter-book build`` renders it
-   with execution off into ``<out>/_build/html``. MathJax 3 (npm package ``mathjax``, installed
-   once into a cache) is copied into the HTML's ``_static/mathjax``, so equations render
-   without a CDN. The source notebooks are never written to.
+   with execution off into ``<out>/_build/html``. The staged ``_config.yml`` takes the
+   repository from one build setting, ``$RESSRDIFF_REPOSITORY_URL``: set, the pages get the
+   repository button and Binder and Colab launch buttons for it; unset, those buttons are off
+   (no page links to a placeholder) and the ``.ipynb`` download button stays. MathJax 3 (npm
+   package ``mathjax``, installed once into a cache) is copied into the HTML's
+   ``_static/mathjax``, so equations render without a CDN. The source notebooks are never
+   written to.
 
 Outputs appear atomically: notebooks are written beside their target and renamed, the staging
 tree and the HTML folder are built aside and swapped in.
@@ -55,12 +59,24 @@ __all__ = [
     "run_notebooks",
     "run_batch",
     "ensure_mathjax",
+    "REPOSITORY_ENV",
+    "LAUNCH_SERVICES",
+    "repository_url",
+    "book_config",
     "stage_book",
     "build_book",
     "add_book_parser",
 ]
 
 PROFILES = ("smoke", "cpu", "gpu")
+REPOSITORY_ENV = "RESSRDIFF_REPOSITORY_URL"
+# The launch services the buttons open when a repository URL is set (Binder installs the
+# repository from environment.yml; Colab opens the notebook from GitHub).
+LAUNCH_SERVICES = {
+    "binderhub_url": "https://mybinder.org",
+    "colab_url": "https://colab.research.google.com",
+}
+_REPOSITORY = re.compile(r"https://(?:github\.com|gitlab\.com|bitbucket\.org)/[\w.-]+/[\w.-]+")
 MATHJAX_VERSION = "3.2.2"
 MATHJAX_ENTRY = "tex-chtml.js"
 # The parts of the MathJax es5 tree that tex-chtml.js loads lazily (fonts, TeX extensions,
@@ -679,13 +695,56 @@ def _offline_outputs(node: Any) -> None:
             output["data"]["text/html"] = _CDN_LINK.sub("", text)
 
 
+def repository_url(environ: Mapping[str, str] | None = None) -> str | None:
+    """The repository the book's buttons point at: ``$RESSRDIFF_REPOSITORY_URL`` (e.g.
+    ``https://github.com/ORG/ressrdiff``, where this repository is published), or None when
+    it is unset or empty. Anything but a GitHub, GitLab or Bitbucket repository URL is a usage
+    error (the theme builds the launch links from its owner and name)."""
+    value = (os.environ if environ is None else environ).get(REPOSITORY_ENV, "").strip()
+    value = value.removesuffix("/").removesuffix(".git")
+    if not value:
+        return None
+    if not _REPOSITORY.fullmatch(value):
+        raise BookUsageError(
+            f"{REPOSITORY_ENV}={value!r}: expected a repository URL such as "
+            "https://github.com/ORG/REPO (GitHub, GitLab or Bitbucket)"
+        )
+    return value
+
+
+def book_config(root: str | Path, url: str | None) -> dict[str, Any]:
+    """The book's ``_config.yml`` as staged for a build. With a repository ``url``: the
+    repository button and the Binder and Colab launch buttons (:data:`LAUNCH_SERVICES`) for
+    it. Without: the repository URL empty and the repository, issue, edit and launch buttons
+    off, so that no page links to a placeholder; the ``.ipynb`` download button is kept."""
+    config = _read_yaml(Path(root) / "_config.yml") or {}
+    if not isinstance(config, Mapping):
+        raise BookUsageError(f"{Path(root) / '_config.yml'}: expected a YAML mapping")
+    config = dict(config)
+    repo = dict(config.get("repository") or {})
+    launch = dict(config.get("launch_buttons") or {})
+    html = dict(config.get("html") or {})
+    repo["url"] = url or ""
+    for key, service in LAUNCH_SERVICES.items():
+        launch[key] = service if url else ""
+    if not url:
+        launch.update(jupyterhub_url="", thebe=False)
+        html.update(use_issues_button=False, use_edit_page_button=False)
+    html["use_repository_button"] = bool(url)
+    html.setdefault("use_download_button", True)
+    config.update(repository=repo, launch_buttons=launch, html=html)
+    return config
+
+
 def stage_book(root: str | Path, executed: str | Path, stage: str | Path) -> Path:
     """Copy the book's sources to ``stage`` with every toc notebook replaced by its executed
     copy from ``executed`` (same relative paths, so links and launch buttons still match the
-    repository). A missing executed copy is an error."""
+    repository) and ``_config.yml`` written by :func:`book_config` for the repository of
+    :func:`repository_url`. A missing executed copy is an error."""
     import nbformat
 
     root, executed, stage = Path(root).resolve(), Path(executed).resolve(), Path(stage).resolve()
+    config = book_config(root, repository_url())
     notebooks = toc_notebooks(root)
     missing = [nb.stem for nb in notebooks if not (executed / nb.name).is_file()]
     if missing:
@@ -696,7 +755,9 @@ def stage_book(root: str | Path, executed: str | Path, stage: str | Path) -> Pat
     tmp = Path(tempfile.mkdtemp(prefix=f".{stage.name}.", dir=stage.parent))
     _public(tmp, 0o777)
     try:
-        for name in ("_config.yml", "_toc.yml", "references.bib"):
+        with open(tmp / "_config.yml", "w", encoding="utf-8") as f:
+            yaml.safe_dump(config, f, sort_keys=False, allow_unicode=True)
+        for name in ("_toc.yml", "references.bib"):
             if (root / name).is_file():
                 shutil.copy2(root / name, tmp / name)
         for folder in ("book", "_static", "notebooks"):
@@ -777,6 +838,13 @@ def build_book(
             raise BookRunError("\n".join(r.error or "" for r in failed))
     t0 = time.perf_counter()
     stage = stage_book(root, executed, out / "book-src")
+    url = repository_url()
+    _announce(
+        f"launch buttons (Binder, Colab) and repository button for {url}"
+        if url
+        else f"launch and repository buttons off ({REPOSITORY_ENV} is unset)",
+        quiet,
+    )
     html_tmp = out / ".html-build"
     if html_tmp.exists():
         shutil.rmtree(html_tmp)

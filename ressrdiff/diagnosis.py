@@ -1,4 +1,4 @@
-"""Why a model does or does not beat its own input: the checks behind issue 7's "find out why".
+"""Why a model does or does not beat its own input: the checks behind chapter 13 (the diagnosis).
 
 A super-resolution model starts from the re-gridded LR slice. These functions score it against
 that input inside the brain mask, on normalised slices (``ressrdiff.data.load_pairs``), so a

@@ -1,6 +1,6 @@
 """Image-quality metrics on single-channel slices ``(B, 1, H, W)``.
 
-Conventions (see ``shared/notes/evaluation-conventions.md``):
+Conventions:
 
 * Every metric is **per image**, shape ``(B,)``; nothing is pooled or summed over the batch.
 * The package works in [-1, 1]. :class:`MetricSuite` maps images to [0, 1] with :func:`to_unit`

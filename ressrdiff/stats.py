@@ -1,6 +1,6 @@
 """Statistical comparison of methods on per-slice metrics (Table 1 and Table 2 analogs).
 
-Two procedures side by side (see ``shared/notes/evaluation-conventions.md``):
+Two procedures side by side:
 
 * :func:`paper_procedure` -- what the paper reports: Shapiro-Wilk per group; if every group looks
   normal, one-way ANOVA + Tukey HSD (statsmodels), otherwise Kruskal-Wallis + Dunn's test with
@@ -47,6 +47,8 @@ __all__ = [
     "bootstrap_table",
     "table1",
     "format_table1",
+    "star_reference",
+    "star_legend",
 ]
 
 HIGHER_IS_BETTER: dict[str, bool] = {
@@ -814,3 +816,39 @@ def format_table1(
     head = "".join(f"<th>{h}</th>" for h in header)
     rows = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>" for cells in body)
     return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+# --------------------------------------------------------------------------- the "*" marker
+
+_PROCEDURE_NAMES = {
+    "paper": "the paper's procedure",
+    "friedman": "Friedman + Nemenyi, paired",
+    "wilcoxon": "Wilcoxon signed-rank + Holm, paired",
+}
+
+
+def star_reference(methods: Sequence[str], prefer: str | None = None) -> str:
+    """The method that the "*" of a Table 1 analog compares every other method with: the model
+    under study, as in the paper's Table 1 ("not significantly different from Res-SRDiff").
+
+    ``prefer`` when it is one of ``methods``; else the method named Res-SRDiff (the label
+    ``res-srdiff`` or the display name ``Res-SRDiff``); else the last method (tables of the
+    evaluation runner list the references first and the evaluated models after them). Pass the
+    result as ``table1(..., reference=...)`` and caption the table with :func:`star_legend`."""
+    names = list(dict.fromkeys(methods))
+    if not names:
+        raise ValueError("star_reference needs at least one method")
+    if prefer is not None and prefer in names:
+        return prefer
+    return next((m for m in names if m.lower() == "res-srdiff"), names[-1])
+
+
+def star_legend(reference: str, procedure: Procedure = "paper", alpha: float = 0.05) -> str:
+    """The one definition of "*" for a caption: ``* not significantly different from
+    <reference> (<procedure>, p ≥ alpha)``; the reference's own cells carry no mark."""
+    if procedure not in _PROCEDURE_NAMES:
+        raise ValueError(f"procedure must be one of {sorted(_PROCEDURE_NAMES)}, got {procedure!r}")
+    return (
+        f"* not significantly different from {reference} "
+        f"({_PROCEDURE_NAMES[procedure]}, p ≥ {alpha:g}); {reference}'s own cells carry no mark"
+    )

@@ -10,8 +10,12 @@ runner as ``make book``) and builds the HTML into a temporary folder. The tests 
 * in headless Chromium (Debian's ``/usr/bin/chromium`` driven by Playwright, the book served on
   127.0.0.1): every page loads with no console error, failed request or request leaving the
   machine; every equation is typeset by the locally served MathJax; every image has a size;
-  notebook pages carry Binder/Colab launch buttons; moving the static schedule slider of
-  ``03_noise_schedule`` changes the displayed frame.
+  notebook pages carry Binder/Colab launch buttons for the repository the book was built with
+  (``RESSRDIFF_REPOSITORY_URL``), or none when it was built without one, and always the
+  ``.ipynb`` download button; no link anywhere points at a placeholder repository; no page's
+  text shows internal wording (issue numbers, ``../shared/`` notes, machine paths, raw Sphinx
+  roles, a string's repr); nothing in a page runs off its column outside a scroll container;
+  moving the static schedule slider of ``03_noise_schedule`` changes the displayed frame.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ressrdiff.bookrun import BookRunError, RunResult, build_book, run_notebooks, toc_files
 
@@ -159,6 +165,9 @@ class PageVisit:
     tex_errors: int = 0
     images: list[dict] = field(default_factory=list)
     launch: dict[str, int] = field(default_factory=dict)
+    launch_hrefs: list[str] = field(default_factory=list)
+    text: str = ""
+    clipped: list[dict] = field(default_factory=list)
 
 
 @pytest.fixture(scope="session")
@@ -226,6 +235,48 @@ def _open(browser, base: str, path: str):
     return page, visit
 
 
+# Elements of the article wider than their box whose overflow is visible and that no ancestor
+# inside the article scrolls: content cut off at the column's edge, or a page that only a
+# sideways scroll of the whole article would show (MathJax's own glyph boxes aside).
+CLIPPED_JS = """() => {
+  const article = document.querySelector('article') || document.body;
+  const scrolls = (el) => ['auto', 'scroll'].includes(getComputedStyle(el).overflowX);
+  const out = [];
+  for (const el of article.querySelectorAll('*')) {
+    if (el.clientWidth === 0 || el.scrollWidth <= el.clientWidth + 1) continue;
+    if (el.closest('mjx-container')) continue;
+    if (getComputedStyle(el).overflowX !== 'visible') continue;
+    let a = el.parentElement, inScroll = false;
+    while (a && a !== article) {  // a scroll container inside the article, not the page
+      if (scrolls(a)) { inScroll = true; break; }
+      a = a.parentElement;
+    }
+    if (inScroll) continue;
+    out.push({tag: el.tagName, scroll: el.scrollWidth, client: el.clientWidth,
+              text: (el.textContent || '').trim().slice(0, 80)});
+  }
+  return out;
+}"""
+
+# Wording of the project's own bookkeeping that must not reach a reader: issue numbers and the
+# tracker's voice, the project's notes folder, raw Sphinx roles shown as text, the repr of a
+# string left as a cell's last expression, and this machine's paths (home and checkout).
+FORBIDDEN = [
+    (re.compile(r"\b[Ii]ssues? #?\d+"), "an issue number"),
+    (re.compile(r"\bas the issue asks\b"), "the issue tracker's voice"),
+    (re.compile(r"\.\./shared/|\bshared/notes\b"), "the project's notes folder"),
+    (re.compile(r":(?:func|class|mod|meth|attr):"), "a raw Sphinx role"),
+    (re.compile(r"'Executed with"), "the repr of a string"),
+    *(
+        (re.compile(re.escape(p)), "a machine path")
+        for p in dict.fromkeys(
+            ["/work/", "/root/", str(Path.home()).rstrip("/") + "/", str(ROOT) + "/"]
+        )
+        if len(p) > 2
+    ),
+]
+
+
 @pytest.fixture(scope="session")
 def visits(browser, server) -> dict[str, PageVisit]:
     out = {}
@@ -242,9 +293,19 @@ def visits(browser, server) -> dict[str, PageVisit]:
                   src: i.getAttribute('src').slice(0, 80), w: i.naturalWidth, h: i.naturalHeight})),
               launch: {
                   binder: document.querySelectorAll('a[href*="mybinder.org"]').length,
-                  colab: document.querySelectorAll('a[href*="colab.research.google.com"]').length},
+                  colab: document.querySelectorAll('a[href*="colab.research.google.com"]').length,
+                  repository: document.querySelectorAll('.btn-source-repository-button').length,
+                  download_ipynb: document.querySelectorAll(
+                      'a.btn-download-source-button[href$=".ipynb"]').length,
+                  placeholder: document.querySelectorAll(
+                      'a[href*="your-org"], a[href*="executablebooks/jupyter-book"]').length},
+              launch_hrefs: Array.from(document.querySelectorAll(
+                  '.dropdown-launch-buttons a, a.btn-source-repository-button'))
+                  .map(a => a.getAttribute('href')),
+              text: (document.querySelector('article') || document.body).innerText,
             })"""
         )
+        info["clipped"] = page.evaluate(CLIPPED_JS)
         for k, v in info.items():
             setattr(visit, k, v)
         page.close()
@@ -277,10 +338,47 @@ def test_every_image_has_a_size(visits):
     assert sum(len(v.images) for v in visits.values()) > 0
 
 
-def test_notebook_pages_have_launch_buttons(visits):
+def _built_repository(book: Book) -> str:
+    """The repository URL the book was built with (its staged _config.yml), "" for none."""
+    config = yaml.safe_load((book.out / "book-src" / "_config.yml").read_text(encoding="utf-8"))
+    return ((config or {}).get("repository") or {}).get("url") or ""
+
+
+def test_notebook_pages_have_launch_buttons(book: Book, visits):
+    url = _built_repository(book)
     for entry, v in visits.items():
-        if entry.startswith("notebooks/"):
-            assert v.launch["binder"] and v.launch["colab"], f"{entry}: launch buttons {v.launch}"
+        assert v.launch["placeholder"] == 0, f"{entry}: a link points at a placeholder repository"
+        if not entry.startswith("notebooks/"):
+            continue
+        assert v.launch["download_ipynb"] == 1, f"{entry}: no .ipynb download button"
+        if url:  # RESSRDIFF_REPOSITORY_URL was set: Binder, Colab and the repository, for it
+            assert v.launch["binder"] and v.launch["colab"] and v.launch["repository"], (
+                f"{entry}: launch buttons {v.launch}"
+            )
+            owner_repo = url.split("://", 1)[1].split("/", 1)[1]
+            stray = [h for h in v.launch_hrefs if owner_repo not in h]
+            assert not stray, f"{entry}: buttons not pointing at {url}: {stray}"
+        else:  # built without a repository: no launch or repository button at all
+            assert not (v.launch["binder"] or v.launch["colab"] or v.launch["repository"]), (
+                f"{entry}: buttons without a repository URL: {v.launch} {v.launch_hrefs}"
+            )
+    assert any(e.startswith("notebooks/") for e in visits), "no notebook page visited"
+
+
+def test_pages_show_no_internal_wording_or_machine_paths(visits):
+    found = {}
+    for entry, v in visits.items():
+        assert v.text.strip(), f"{entry}: no article text"
+        for pattern, what in FORBIDDEN:
+            for m in pattern.finditer(v.text):
+                context = v.text[max(0, m.start() - 50) : m.end() + 30].replace("\n", " ")
+                found.setdefault(entry, []).append(f"{what}: ...{context}...")
+    assert not found, f"internal wording on the pages: {found}"
+
+
+def test_nothing_runs_off_the_page_outside_a_scroll_container(visits):
+    clipped = {e: v.clipped[:5] for e, v in visits.items() if v.clipped}
+    assert not clipped, f"content cut off at the column's edge (not scrollable): {clipped}"
 
 
 def test_static_schedule_slider_changes_the_frame(browser, server):

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
 
+from ressrdiff import booktools
 from ressrdiff.bookrun import (
     EPILOG_RUN,
+    LAUNCH_SERVICES,
+    REPOSITORY_ENV,
     BookRunError,
+    BookUsageError,
+    book_config,
     load_batch,
     load_parameters,
     notebook_parameters,
@@ -22,7 +28,7 @@ from ressrdiff.bookrun import (
     toc_files,
     toc_notebooks,
 )
-from ressrdiff.booktools import SMOKE_LABEL, smoke_label
+from ressrdiff.booktools import SMOKE_LABEL, profile_banner, smoke_label
 from ressrdiff.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -182,6 +188,58 @@ def test_stage_book_uses_executed_copies_and_drops_cdn_links(root: Path, tmp_pat
     assert "widgets" not in nbformat.read(root / "notebooks" / "01_a.ipynb", 4).metadata
 
 
+def _staged_config(root: Path, tmp_path: Path) -> dict:
+    executed = tmp_path / "executed"
+    executed.mkdir(exist_ok=True)
+    nbformat.write(nbformat.read(root / "notebooks" / "01_a.ipynb", 4), executed / "01_a.ipynb")
+    stage = stage_book(root, executed, tmp_path / "stage")
+    return yaml.safe_load((stage / "_config.yml").read_text(encoding="utf-8"))
+
+
+def test_staged_config_has_the_repository_url_only_when_it_is_set(
+    root: Path, tmp_path: Path, monkeypatch
+):
+    source = {
+        "title": "t",
+        "repository": {"url": "https://github.com/your-org/ressrdiff", "branch": "main"},
+        "launch_buttons": {"notebook_interface": "jupyterlab", "binderhub_url": "https://x.org"},
+        "html": {"use_repository_button": True, "use_download_button": True},
+    }
+    (root / "_config.yml").write_text(yaml.safe_dump(source), encoding="utf-8")
+    monkeypatch.setenv(REPOSITORY_ENV, "https://github.com/example/ressrdiff/")
+    cfg = _staged_config(root, tmp_path)
+    assert cfg["repository"] == {"url": "https://github.com/example/ressrdiff", "branch": "main"}
+    assert cfg["launch_buttons"] == {"notebook_interface": "jupyterlab", **LAUNCH_SERVICES}
+    assert cfg["html"]["use_repository_button"] is True and cfg["title"] == "t"
+
+    monkeypatch.delenv(REPOSITORY_ENV)
+    cfg = _staged_config(root, tmp_path)
+    assert cfg["repository"]["url"] == ""
+    launch = cfg["launch_buttons"]
+    assert not any(launch[k] for k in ("binderhub_url", "colab_url", "jupyterhub_url", "thebe"))
+    assert cfg["html"]["use_repository_button"] is False
+    assert cfg["html"]["use_download_button"] is True
+    assert "your-org" not in yaml.safe_dump(cfg)
+    assert yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8")) == source
+
+    monkeypatch.setenv(REPOSITORY_ENV, "your-org/ressrdiff")
+    with pytest.raises(BookUsageError, match=REPOSITORY_ENV):
+        _staged_config(root, tmp_path)
+
+
+def test_the_book_config_names_no_placeholder_and_loads_the_book_css():
+    assert "your-org" not in (REPO / "_config.yml").read_text(encoding="utf-8")
+    off = book_config(REPO, None)
+    assert off["repository"]["url"] == "" and not off["html"]["use_repository_button"]
+    assert not off["launch_buttons"]["binderhub_url"] and not off["launch_buttons"]["colab_url"]
+    on = book_config(REPO, "https://github.com/example/ressrdiff")
+    assert on["launch_buttons"]["binderhub_url"] == LAUNCH_SERVICES["binderhub_url"]
+    assert on["html"]["use_download_button"] is True
+    sphinx = on["sphinx"]["config"]
+    for name in sphinx["html_css_files"]:
+        assert any((REPO / d / name).is_file() for d in sphinx["html_static_path"]), name
+
+
 def test_sliced_polls_recover_a_missed_wakeup_and_keep_the_deadline(monkeypatch):
     import asyncio
     import queue
@@ -258,3 +316,72 @@ def test_help_examples_name_parameters_their_notebooks_declare():
 def test_smoke_label_marks_only_the_smoke_profile():
     assert smoke_label("smoke") == SMOKE_LABEL and "SMOKE" in SMOKE_LABEL
     assert smoke_label("cpu") == smoke_label("gpu") == ""
+
+
+def test_public_text_and_brief_hide_machine_paths_and_repeated_reasons():
+    home = str(Path.home())
+    text = f"{REPO}/ressrdiff/methods/x.py:66 and {home}/.cache/torch/hub/a.pth"
+    assert booktools.public_text(text) == "ressrdiff/methods/x.py:66 and ~/.cache/torch/hub/a.pth"
+    loss = (
+        f"10*MSE alone (LPIPS unavailable: AlexNet weights not found at {home}/.cache/a.pth "
+        "(copy a.pth there to enable it; nothing is downloaded))"
+    )
+    assert booktools.brief(loss) == "10*MSE alone (LPIPS unavailable)"
+    assert booktools.brief("4*MSE + LPIPS(alex, v0.1)") == "4*MSE + LPIPS(alex, v0.1)"
+
+
+def test_notes_and_warnings_are_shown_once_without_paths(monkeypatch, capsys):
+    import warnings
+
+    monkeypatch.setattr(booktools, "_NOTED", set())
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)
+    reason = f"LPIPS unavailable: weights not found at {Path.home()}/.cache/a.pth (copy it there)"
+    assert booktools.note(reason) is True
+    assert booktools.note(reason) is False
+    booktools.show_warnings_once()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn(f"{reason}. Training uses 10*MSE alone.", UserWarning, stacklevel=1)
+        warnings.warn("Something else entirely. Twice.", UserWarning, stacklevel=1)
+        warnings.warn("Something else entirely. Twice!", UserWarning, stacklevel=1)
+    out = capsys.readouterr().out
+    assert out.count("LPIPS unavailable") == 1 and "~/.cache/a.pth" in out
+    assert str(Path.home()) + "/" not in out and __file__ not in out
+    assert out.count("Warning: Something else entirely") == 1
+
+
+def test_profile_banner_displays_markdown_and_returns_nothing(monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", shown.append)
+    assert profile_banner("cpu") is None  # a cell ending with the call shows no repr
+    assert [m.data for m in shown] == ["> Executed with the `cpu` profile."]
+
+
+def test_show_table_formats_numbers_with_their_precision(monkeypatch):
+    import pandas as pd
+
+    shown = []
+    monkeypatch.setattr(booktools, "_ipython", lambda: object())
+    monkeypatch.setattr("IPython.display.display", shown.append)
+    df = pd.DataFrame({"psnr": [19.06631, float("nan")], "p": [1.6e-05, 0.5], "n": [3, 4]})
+    booktools.show_table(df, "A caption", digits=2, formats={"p": "{:.2g}"})
+    html = shown[0].to_html()
+    cells = [c.split(">")[-1] for c in html.split("</td>")[:-1]]
+    assert cells == ["19.07", "1.6e-05", "3", "–", "0.5", "4"]
+    assert "A caption" in html and "row_heading" not in html  # a plain 0..n-1 index is hidden
+    # repeated labels (pd.concat leaves them) still render, floats formatted whatever the column
+    booktools.show_table(pd.concat([df, df], axis=1), "Twice", formats="{:.1f}")
+    cells = [c.split(">")[-1] for c in shown[1].to_html().split("</td>")[:-1]]
+    assert cells[:6] == ["19.1", "0.0", "3", "19.1", "0.0", "3"]
+
+
+def test_docstring_markdown_drops_sphinx_roles_and_tracker_wording():
+    from ressrdiff.methods import cyclegan
+
+    def f():
+        """See :func:`~ressrdiff.stats.table1` and :class:`ressrdiff.nn.vit.ViT`, ``x``."""
+
+    assert booktools.docstring_markdown(f) == "See `table1` and `ressrdiff.nn.vit.ViT`, `x`."
+    text = booktools.docstring_markdown(cyclegan)
+    assert ":class:" not in text and "``" not in text and "issue" not in text
+    assert re.search(r"serve as two unpaired\s+collections\.", text)

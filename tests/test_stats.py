@@ -451,3 +451,31 @@ def test_paired_matrix_drops_incomplete_blocks():
         S.paired_matrix(df, "psnr", region="mask")
     with pytest.raises(ValueError, match="have no"):
         S.groups_from_table(df, "psnr", methods=["nope"])
+
+
+def test_star_marks_one_thing_the_difference_from_res_srdiff():
+    assert S.star_reference(["nearest", "bspline", "res-srdiff-noswin", "res-srdiff"]) == (
+        "res-srdiff"
+    )
+    assert S.star_reference(["Bicubic", "Res-SRDiff", "I2SB"]) == "Res-SRDiff"
+    assert S.star_reference(["nearest", "bspline", "mine"]) == "mine"  # the evaluated model
+    assert S.star_reference(["a", "Res-SRDiff"], prefer="a") == "a"
+    with pytest.raises(ValueError):
+        S.star_reference([])
+    legend = S.star_legend("Res-SRDiff", "paper", 0.05)
+    assert legend.startswith("* not significantly different from Res-SRDiff")
+    assert "the paper's procedure" in legend and "p ≥ 0.05" in legend
+    assert "paired" in S.star_legend("x", "friedman")
+    with pytest.raises(ValueError, match="procedure"):
+        S.star_legend("x", "anova")
+    # table1 with the star's reference marks exactly the methods not different from it
+    rows = []
+    rng = np.random.default_rng(2)
+    for i in range(30):
+        for m, mu in (("bspline", 30.0), ("res-srdiff", 30.02), ("nearest", 20.0)):
+            rows.append(("s0", i, m, "psnr", mu + rng.normal(0, 1), "whole"))
+    df = pd.DataFrame(rows, columns=["subject", "slice", "method", "metric", "value", "region"])
+    ref = S.star_reference(df["method"])
+    t = S.table1(df, reference=ref).set_index("method")
+    assert (t["reference"] == "res-srdiff").all() and pd.isna(t.loc[ref, "not_significant"])
+    assert bool(t.loc["bspline", "not_significant"]) and not t.loc["nearest", "not_significant"]

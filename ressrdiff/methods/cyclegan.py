@@ -11,7 +11,7 @@ discriminators, cycle-consistency and identity losses.
   from the batch's first sample seed, HR image ``p[i]`` is set beside LR image ``p[i-1]``, a
   derangement, so for a batch of 2 or more no LR slice meets its own HR slice. (A batch of one
   cannot be unpaired and stays paired.) The same training slices thus serve as two unpaired
-  collections, as the issue asks.
+  collections.
 * Simplification: no history buffer of 50 generated images for the discriminators (it would be
   training state outside the checkpointed networks and break exact resume).
 
