@@ -131,25 +131,57 @@ def one_call_gain(
     *,
     steps: Sequence[int] | None = None,
     seed: int = 0,
+    around: str = "x_hr",
+    window: int | str | None = None,
 ) -> pd.DataFrame:
-    """Res-SRDiff only: for each step ``t`` of the trained schedule, draw ``x_t`` from the true
-    ``x_HR`` by eq (4) and score one network call ``g(x_t, x_LR, t)`` against the input.
+    """Res-SRDiff only: for each step ``t`` of the trained schedule, draw ``x_t`` by eq (4) and
+    score one network call ``g(x_t, x_LR, t)`` against the input.
 
-    This is what the network has learnt at each noise level, free of the sampler. At small
-    ``t``, ``x_t`` is ``x_HR`` plus little noise, so a network that uses ``x_t`` gains there;
-    one that ignores it scores like its input. Returns mean masked PSNR gain per ``t``."""
+    ``around="x_hr"`` draws ``x_t`` around the true ``x_HR``, as training does: this is what
+    the network has learnt at each noise level, free of the sampler. At small ``t``, ``x_t`` is
+    ``x_HR`` plus little noise, so a network that uses ``x_t`` gains there; one that ignores it
+    scores like its input. ``around="prediction"`` draws it around the method's own one-step
+    prediction of ``x_HR`` instead (with the same noise), which is what the later steps of the
+    sampler feed the network: a network that scores below that prediction at small ``t``
+    undoes, in the last steps of a chain, what the first step gained (exposure bias). The
+    network runs as ``super_resolve(..., window=window)`` runs it (default None: whole
+    slices). Returns mean masked PSNR gain per ``t``, and for ``"prediction"`` the prediction's
+    own gain."""
     if not hasattr(method, "schedule") or not hasattr(method, "predictor"):
         raise ValueError(f"one_call_gain: {method.name} is not a residual-shifting diffusion")
-    sch, g = method.schedule, method.predictor()
+    if around not in ("x_hr", "prediction"):
+        raise ValueError(f"one_call_gain: around must be x_hr or prediction, got {around!r}")
+    sch = method.schedule
     hr, lr, mask = _tensors(pairs)
     dev = method.device
+    g = (
+        method.inference_predictor(lr, window)
+        if hasattr(method, "inference_predictor")
+        else method.predictor()
+    )
     y = to_unit(hr)
     p_in = psnr(to_unit(lr), y, mask=mask)
+    signal, p_signal = hr, None
+    if around == "prediction":
+        signal = torch.cat(
+            [
+                method.super_resolve(
+                    lr[i : i + 1].to(dev),
+                    steps=1,
+                    generator=torch.Generator(device=dev).manual_seed(seed),
+                    window=window,
+                )
+                .cpu()
+                .float()
+                for i in range(len(lr))
+            ]
+        )
+        p_signal = float((psnr(to_unit(signal.clamp(-1, 1)), y, mask=mask) - p_in).mean())
     rows = []
     for t in steps or range(1, sch.T + 1):
         gen = torch.Generator().manual_seed(seed + t)
         tt = torch.full((len(hr),), int(t), dtype=torch.long)
-        x_t = q_sample(hr, lr, tt, sch, torch.randn(hr.shape, generator=gen))
+        x_t = q_sample(signal, lr, tt, sch, torch.randn(hr.shape, generator=gen))
         with torch.no_grad():
             x0 = torch.cat(
                 [
@@ -159,14 +191,15 @@ def one_call_gain(
             ).float()
         p_call = psnr(to_unit(x0.clamp(-1, 1)), y, mask=mask)
         p_xt = psnr(to_unit(x_t.clamp(-1, 1)), y, mask=mask)
-        rows.append(
-            {
-                "t": int(t),
-                "noise_std": float(sch.gamma * np.sqrt(sch.beta[int(t)])),
-                "psnr_gain_call": float((p_call - p_in).mean()),
-                "psnr_gain_copy_xt": float((p_xt - p_in).mean()),
-            }
-        )
+        row = {
+            "t": int(t),
+            "noise_std": float(sch.gamma * np.sqrt(sch.beta[int(t)])),
+            "psnr_gain_call": float((p_call - p_in).mean()),
+            "psnr_gain_copy_xt": float((p_xt - p_in).mean()),
+        }
+        if p_signal is not None:
+            row["psnr_gain_prediction"] = p_signal
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

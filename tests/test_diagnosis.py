@@ -82,6 +82,20 @@ def test_one_call_gain_separates_ignoring_and_copying_x_t(slices):
     np.testing.assert_allclose(copy["psnr_gain_copy_xt"], ignore["psnr_gain_copy_xt"], atol=1e-9)
 
 
+def test_one_call_gain_around_the_prediction(slices):
+    """Around the identity network's own prediction (x_LR itself) x_t carries no x_HR: copying
+    it gains nothing at t = 1 beyond the noise it adds, the call still returns x_LR (gain 0),
+    and the prediction's own gain is reported (0)."""
+    m = _identity_method()
+    pred = one_call_gain(m, slices, steps=[1, 15], around="prediction")
+    np.testing.assert_allclose(pred["psnr_gain_prediction"], 0.0, atol=1e-9)
+    np.testing.assert_allclose(pred["psnr_gain_call"], 0.0, atol=1e-9)
+    true = one_call_gain(m, slices, steps=[1, 15])
+    assert pred["psnr_gain_copy_xt"].iloc[0] < 0.0 < true["psnr_gain_copy_xt"].iloc[0]
+    with pytest.raises(ValueError, match="around must be"):
+        one_call_gain(m, slices, around="x_lr")
+
+
 def test_chain_gain_follows_the_sampler(slices):
     """The identity network predicts x_LR at every step (gain 0); the states are the sampler's:
     the first is the prior x_T ~ N(x_LR, gamma^2 beta_T), whose gain matches eq (4)'s noise."""
