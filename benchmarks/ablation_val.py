@@ -1,8 +1,9 @@
 """Issue 15's ablation on the validation head: each lever, one row, the same slices.
 
 Every row is ``LABEL=CHECKPOINT`` with optional sampling settings after ``@``:
-``K`` (steps), ``w=`` (network window: model | auto | none | a size) and ``eta=`` (reverse-step
-stochasticity, :func:`ressrdiff.diffusion.reverse_step`), e.g.
+``K`` (steps), ``w=`` (network window: model | auto | none | a size), ``eta=`` (reverse-step
+stochasticity, :func:`ressrdiff.diffusion.reverse_step`) and ``tau=`` (the sampler's noise
+temperature, x_T's included; :func:`ressrdiff.diffusion.sample`), e.g.
 ``skip-K4=runs/acquisition-cpu-skip/last.pt@4,w=auto,eta=1``. All rows score the same evenly
 spread validation slices (chosen by the first row's data config; every row must share its
 degradation and data, or the script stops) with :func:`ressrdiff.diagnosis.gain_over_input`:
@@ -34,8 +35,8 @@ WINDOWS = {"none": None, "model": "model", "auto": "auto"}
 class _Row:
     """One method with fixed sampling settings, as ``gain_over_input`` calls it."""
 
-    def __init__(self, method, steps: int | None, window, eta: float | None) -> None:
-        self.method, self.steps, self.window, self.eta = method, steps, window, eta
+    def __init__(self, method, steps: int | None, window, eta: float | None, tau=None) -> None:
+        self.method, self.steps, self.window, self.eta, self.tau = method, steps, window, eta, tau
 
     @property
     def device(self) -> torch.device:
@@ -43,12 +44,17 @@ class _Row:
 
     def super_resolve(self, x, steps=None, generator=None, **_):
         return self.method.super_resolve(
-            x, steps=self.steps, generator=generator, window=self.window, stochasticity=self.eta
+            x,
+            steps=self.steps,
+            generator=generator,
+            window=self.window,
+            stochasticity=self.eta,
+            temperature=self.tau,
         )
 
 
-def parse_row(text: str) -> tuple[str, str, int | None, object, float | None]:
-    """``LABEL=PATH[@K][,w=W][,eta=E]`` -> (label, path, K, window, eta)."""
+def parse_row(text: str) -> tuple[str, str, int | None, object, float | None, float | None]:
+    """``LABEL=PATH[@K][,w=W][,eta=E][,tau=T]`` -> (label, path, K, window, eta, tau)."""
     if "=" not in text:
         raise SystemExit(f"{text!r}: expected LABEL=CHECKPOINT[@K][,w=...][,eta=...]")
     label, rest = text.split("=", 1)
@@ -56,15 +62,18 @@ def parse_row(text: str) -> tuple[str, str, int | None, object, float | None]:
     steps: int | None = None
     window: object = "model"
     eta: float | None = None
+    tau: float | None = None
     for part in filter(None, opts.split(",")):
         if part.startswith("w="):
             w = part[2:].lower()
             window = WINDOWS[w] if w in WINDOWS else int(w)
         elif part.startswith("eta="):
             eta = float(part[4:])
+        elif part.startswith("tau="):
+            tau = float(part[4:])
         else:
             steps = int(part)
-    return label, path, steps, window, eta
+    return label, path, steps, window, eta, tau
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,10 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         "AMD EPYC CPU"
     )
     out = []
-    for label, path, steps, window, eta in rows:
+    for label, path, steps, window, eta, tau in rows:
         m = methods[path]
         t0 = time.perf_counter()
-        df = gain_over_input(_Row(m, steps, window, eta), pairs, seed=a.seed)
+        df = gain_over_input(_Row(m, steps, window, eta, tau), pairs, seed=a.seed)
         K = steps or m.sample_steps
         out.append(
             {
@@ -103,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                 "t": ",".join(map(str, respace_indices(m.schedule.T, K))),
                 "window": m.window_for(torch.from_numpy(pairs.lr[:1])[:, None], window),
                 "eta": m.cfg.infer.stochasticity if eta is None else eta,
+                "tau": m.cfg.infer.temperature if tau is None else tau,
                 "psnr_gain": df["psnr_gain"].mean(),
                 "psnr_gain_se": df["psnr_gain"].std() / np.sqrt(len(df)),
                 "ssim_gain": df["ssim_gain"].mean(),

@@ -219,13 +219,16 @@ class InferConfig:
     ``overlap`` and ``sw_batch_size`` as in :class:`ressrdiff.tiling.WindowSpec`.
     ``stochasticity``: how much fresh noise each of Res-SRDiff's reverse steps draws
     (:func:`ressrdiff.diffusion.reverse_step`; 1, the default, is Algorithm 2 as published, 0 a
-    deterministic chain). Left out of :meth:`RunConfig.to_dict` while all defaults
-    (``stochasticity`` while 1), so older configs still compare equal."""
+    deterministic chain); ``temperature`` scales every noise draw of the sampler, x_T's
+    included (1, the default, is Algorithm 2; 0 starts at x_LR and draws no noise). Left out
+    of :meth:`RunConfig.to_dict` while all defaults (``stochasticity`` and ``temperature``
+    while 1), so older configs still compare equal."""
 
     window: int | str | None = None
     overlap: float = 0.5
     sw_batch_size: int = 8
     stochasticity: float = 1.0
+    temperature: float = 1.0
 
     def __post_init__(self) -> None:
         w = self.window
@@ -239,10 +242,11 @@ class InferConfig:
             raise ConfigError(
                 f"infer.sw_batch_size must be an integer >= 1, got {self.sw_batch_size!r}"
             )
-        eta = self.stochasticity
-        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= eta <= 1.0:
-            raise ConfigError(f"infer.stochasticity must be in [0, 1], got {eta!r}")
-        self.stochasticity = float(eta)
+        for name in ("stochasticity", "temperature"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+                raise ConfigError(f"infer.{name} must be in [0, 1], got {v!r}")
+            setattr(self, name, float(v))
 
 
 @dataclass
@@ -294,9 +298,11 @@ class RunConfig:
             del d["data"]["degradation"]
         if d["data"]["intensity"] is None:
             del d["data"]["intensity"]
-        if d["infer"]["stochasticity"] == 1.0:
-            del d["infer"]["stochasticity"]
-        if d["infer"] == {k: v for k, v in asdict(InferConfig()).items() if k != "stochasticity"}:
+        sampler = ("stochasticity", "temperature")  # omitted at 1, as before they existed
+        for k in sampler:
+            if d["infer"][k] == 1.0:
+                del d["infer"][k]
+        if d["infer"] == {k: v for k, v in asdict(InferConfig()).items() if k not in sampler}:
             del d["infer"]
         return d
 

@@ -186,6 +186,7 @@ def sample(
     generator: torch.Generator | None = None,
     return_trajectory: bool = False,
     stochasticity: float = 1.0,
+    temperature: float = 1.0,
 ) -> Tensor | tuple[Tensor, list[Tensor]]:
     """Algorithm 2 on a batch: start at ``x_T ~ N(x_LR, gamma^2 beta_T)``, then for t = T..1
     ``x_{t-1} = mu_phi(x_t, x_LR, t) + gamma sqrt(beta_{t-1} alpha_t / beta_t) eps`` (eps = 0 at
@@ -193,15 +194,21 @@ def sample(
 
     Pass a respaced schedule (``Schedule.respace(K)``) to sample with K < T steps.
     ``stochasticity < 1`` takes :func:`reverse_step`'s steps instead (0: deterministic after
-    the draw of x_T). With
+    the draw of x_T). ``temperature`` scales every noise draw, x_T's included (1: Algorithm 2;
+    0: x_T = x_LR and no noise at all, a deterministic function of x_LR). With
     ``return_trajectory`` the states ``[x_T, ..., x_0]`` (T+1 tensors) are returned as well.
     """
-    x = prior_sample(x_lr, schedule, randn(x_lr, generator))
+    if not 0.0 <= temperature <= 1.0:
+        raise ValueError(f"sample: temperature must be in [0, 1], got {temperature}")
+    x = prior_sample(x_lr, schedule, temperature * randn(x_lr, generator))
     traj = [x] if return_trajectory else []
     for step in range(schedule.T, 0, -1):
         t = torch.full((x.shape[0],), step, dtype=torch.long, device=x.device)
         mean, var, _ = p_mean_variance(model, x, x_lr, t, schedule, stochasticity)
-        x = mean + var.sqrt() * randn(x, generator) if step > 1 and stochasticity > 0 else mean
+        if step > 1 and stochasticity > 0 and temperature > 0:
+            x = mean + temperature * var.sqrt() * randn(x, generator)
+        else:
+            x = mean
         if return_trajectory:
             traj.append(x)
     return (x, traj) if return_trajectory else x
@@ -226,6 +233,7 @@ def sample_ensemble(
     generator: torch.Generator | None = None,
     chunk: int | None = None,
     stochasticity: float = 1.0,
+    temperature: float = 1.0,
 ) -> EnsembleResult:
     """Draw ``num_samples`` independent SR samples per input in batches of at most ``chunk``
     network inputs, and return their mean and standard deviation maps."""
@@ -235,7 +243,14 @@ def sample_ensemble(
     rep = x_lr.repeat_interleave(num_samples, dim=0)  # (B*N, C, H, W), sample-major per input
     chunk = chunk or rep.shape[0]
     outs = [
-        sample(model, part, schedule, generator=generator, stochasticity=stochasticity)
+        sample(
+            model,
+            part,
+            schedule,
+            generator=generator,
+            stochasticity=stochasticity,
+            temperature=temperature,
+        )
         for part in rep.split(chunk)
     ]
     samples = torch.cat(outs).view(B, num_samples, *x_lr.shape[1:])

@@ -38,6 +38,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         infer["overlap"] = args.infer_overlap
     if args.infer_stochasticity is not None:
         infer["stochasticity"] = args.infer_stochasticity
+    if args.infer_temperature is not None:
+        infer["temperature"] = args.infer_temperature
     entry = export_model(
         ckpt, args.output, dtype=args.dtype, weights=args.weights, infer=infer or None
     )
@@ -61,6 +63,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
         + (
             f" --infer-stochasticity {args.infer_stochasticity}"
             if args.infer_stochasticity is not None
+            else ""
+        )
+        + (
+            f" --infer-temperature {args.infer_temperature}"
+            if args.infer_temperature is not None
             else ""
         )
     )
@@ -110,6 +117,12 @@ def add_export_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="fresh noise per reverse step of Res-SRDiff, in [0, 1]: 1 is Algorithm 2 as "
         "published, 0 a deterministic chain (ressrdiff.diffusion.reverse_step); recorded in "
         "its config (default: the checkpoint's)",
+    )
+    e.add_argument(
+        "--infer-temperature",
+        type=float,
+        help="scale of every noise draw of Res-SRDiff's sampler, x_T's included, in [0, 1]: 1 is "
+        "Algorithm 2, 0 starts at x_LR without noise; recorded in its config",
     )
     e.set_defaults(func=_cmd_export)
     return e

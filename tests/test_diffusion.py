@@ -234,3 +234,31 @@ def test_skip_scalings_keep_x_t_near_t1_and_x_lr_near_T():
     cT, oT = skip_scalings(torch.tensor(s.beta[s.T]), s.gamma, 0.1)
     assert c1.item() > 0.8 and cT.item() < 1e-4
     assert o1.item() < 0.05 and oT.item() == pytest.approx(0.1, rel=0.01)
+
+
+@pytest.mark.parametrize("tau", [0.0, 0.5])
+def test_temperature_scales_every_noise_draw(tau):
+    """x_T's spread around x_LR is tau * gamma sqrt(beta_T); at tau = 0 the whole chain is a
+    function of x_LR alone (any generator seed gives the same output)."""
+    s = preset("paper").respace(4)
+    x_lr = torch.full((64, 1, 32, 32), -0.2, dtype=torch.float64)
+    _, traj = sample(
+        lambda xt, xl, t: torch.zeros_like(xt),
+        x_lr,
+        s,
+        generator=torch.Generator().manual_seed(0),
+        return_trajectory=True,
+        temperature=tau,
+    )
+    assert (traj[0] - x_lr).std().item() == pytest.approx(tau * s.prior_std, rel=0.02, abs=1e-12)
+
+    def net(xt, xl, t):
+        return 0.5 * xt + 0.5 * xl
+
+    outs = [
+        sample(net, x_lr[:2], s, generator=torch.Generator().manual_seed(k), temperature=tau)
+        for k in (1, 2)
+    ]
+    assert torch.equal(outs[0], outs[1]) == (tau == 0.0)
+    with pytest.raises(ValueError, match="temperature must be in"):
+        sample(net, x_lr[:1], s, temperature=-0.1)

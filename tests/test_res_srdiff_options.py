@@ -63,6 +63,11 @@ def test_stochasticity_is_an_inference_setting():
     assert RunConfig.from_dict(det.to_dict()).infer.stochasticity == 0.0
     with pytest.raises(ConfigError, match="infer.stochasticity must be in"):
         cfg.replace(**{"infer.stochasticity": 2})
+    cold = cfg.replace(**{"infer.temperature": 0})
+    assert cold.to_dict()["infer"]["temperature"] == 0.0
+    assert "stochasticity" not in cold.to_dict()["infer"]  # left out while 1
+    with pytest.raises(ConfigError, match="infer.temperature must be in"):
+        cfg.replace(**{"infer.temperature": 1.5})
     m = build_method(det)
     torch.manual_seed(0)
     torch.nn.init.normal_(m.net.out[-1].weight, std=0.1)  # a head that is not zero
@@ -74,3 +79,11 @@ def test_stochasticity_is_an_inference_setting():
     c = m.super_resolve(x, steps=4, generator=torch.Generator().manual_seed(1), window=None)
     torch.testing.assert_close(a, c, rtol=0, atol=0)  # the model's setting, deterministic
     assert (a - b).abs().max() > 1e-4  # the argument overrides it
+    # temperature 0 (with the model's deterministic steps): the same output for any seed
+    t0 = [
+        m.super_resolve(
+            x, steps=4, generator=torch.Generator().manual_seed(k), window=None, temperature=0.0
+        )
+        for k in (1, 2)
+    ]
+    torch.testing.assert_close(t0[0], t0[1], rtol=0, atol=0)

@@ -174,6 +174,7 @@ class ResSRDiff(Method):
         overlap: float | None = None,
         sw_batch_size: int | None = None,
         stochasticity: float | None = None,
+        temperature: float | None = None,
     ):
         """Algorithm 2 with ``steps`` sampling steps (default: the preset's; respaced if < T).
 
@@ -184,7 +185,8 @@ class ResSRDiff(Method):
         otherwise, and ``overlap``/``sw_batch_size`` None take it from there too); ``"auto"`` is
         the training patch size when the slice is larger; ``None`` runs the network on whole
         slices. ``stochasticity`` (None: the model's ``infer.stochasticity``) scales the fresh
-        noise of each reverse step (:func:`ressrdiff.diffusion.reverse_step`; 1 is eq (9))."""
+        noise of each reverse step (:func:`ressrdiff.diffusion.reverse_step`; 1 is eq (9)), and
+        ``temperature`` (None: ``infer.temperature``) every noise draw, x_T's included."""
         return sample(
             self.inference_predictor(x_lr, window, overlap, sw_batch_size),
             x_lr,
@@ -192,10 +194,14 @@ class ResSRDiff(Method):
             generator=generator,
             return_trajectory=return_trajectory,
             stochasticity=self._stochasticity(stochasticity),
+            temperature=self._temperature(temperature),
         )
 
     def _stochasticity(self, value: float | None) -> float:
         return self.cfg.infer.stochasticity if value is None else float(value)
+
+    def _temperature(self, value: float | None) -> float:
+        return self.cfg.infer.temperature if value is None else float(value)
 
     @torch.no_grad()
     def super_resolve_ensemble(
@@ -210,9 +216,11 @@ class ResSRDiff(Method):
         overlap: float | None = None,
         sw_batch_size: int | None = None,
         stochasticity: float | None = None,
+        temperature: float | None = None,
     ) -> EnsembleResult:
         """N samples per input with mean and standard-deviation (uncertainty) maps; ``window``,
-        ``overlap``, ``sw_batch_size`` and ``stochasticity`` as in :meth:`super_resolve`."""
+        ``overlap``, ``sw_batch_size``, ``stochasticity`` and ``temperature`` as in
+        :meth:`super_resolve`."""
         return sample_ensemble(
             self.inference_predictor(x_lr, window, overlap, sw_batch_size),
             x_lr,
@@ -221,4 +229,5 @@ class ResSRDiff(Method):
             generator=generator,
             chunk=chunk,
             stochasticity=self._stochasticity(stochasticity),
+            temperature=self._temperature(temperature),
         )
