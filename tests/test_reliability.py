@@ -223,6 +223,10 @@ INTERRUPT = (
     from ressrdiff import inference, training
     from ressrdiff.cli import main
 
+    # Python leaves SIGINT ignored when it starts ignored (a job started with & by a
+    # non-interactive shell): install the handler a terminal's Ctrl-C meets
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
     def ctrl_c():
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(30)
