@@ -74,16 +74,9 @@ def patch_dataset_from_config(data: Any, seed: int = 0) -> PatchDataset:
     augmentation when set)."""
     pairs = paired_slices_from_config(data, seed)
     intensity = IntensityAugment.from_config(getattr(data, "intensity", None))
-    if getattr(pairs, "mask", None) is not None:  # crops centred on the foreground
-        return MaskedPatchDataset(
-            pairs,
-            data.patch,
-            samples_per_epoch=data.samples_per_epoch,
-            seed=seed,
-            augment=data.augment,
-            intensity=intensity,
-        )
-    return PatchDataset(
+    # crops centred on the foreground when the slices carry a mask
+    cls = MaskedPatchDataset if getattr(pairs, "mask", None) is not None else PatchDataset
+    return cls(
         pairs,
         data.patch,
         samples_per_epoch=data.samples_per_epoch,
