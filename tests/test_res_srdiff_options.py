@@ -87,3 +87,60 @@ def test_stochasticity_is_an_inference_setting():
         for k in (1, 2)
     ]
     torch.testing.assert_close(t0[0], t0[1], rtol=0, atol=0)
+
+
+def test_exposure_config_continues_acquisition_cpu_long_with_one_lever():
+    long = load_config("acquisition-cpu-long").to_dict()
+    exp = load_config("acquisition-cpu-exposure").to_dict()
+    for d in (long, exp):
+        d.pop("name")
+        d["train"].pop("steps")
+        d["train"].pop("keep_every")
+    assert exp.pop("options") == {"exposure": 0.5} and long.pop("options") == {}
+    assert exp == long
+    # training-only: the signature is acquisition-cpu-long's, so its checkpoint resumes
+    a = build_method(_cfg("acquisition-cpu-exposure")).signature()
+    assert a == build_method(_cfg("acquisition-cpu-long")).signature()
+
+
+def test_exposed_inputs_are_eq4_around_the_networks_own_prediction():
+    """exposure=1: every sample with t < T gets x_t = eq (4) around g(x_T, T) (its x_T drawn
+    from the sample's seed), with the sample's own eq-(4) noise; t = T keeps the x_HR input."""
+    from ressrdiff.diffusion import q_sample
+    from ressrdiff.methods.res_srdiff import exposure_draws
+
+    m = build_method(_cfg("acquisition-cpu-exposure", **{"options.exposure": 1.0}))
+    g = torch.Generator().manual_seed(1)
+    x_hr, x_lr = torch.rand(3, 1, 16, 16, generator=g), torch.rand(3, 1, 16, 16, generator=g)
+    noise = torch.randn(3, 1, 16, 16, generator=g)
+    T = m.schedule.T
+    t = torch.tensor([1, 9, T])
+    seeds = torch.tensor([11, 12, 13])
+    x_t = q_sample(x_hr, x_lr, t, m.schedule, noise)
+    got = m.exposed_inputs(x_t, x_hr, x_lr, t, noise, seeds)
+    _, noise_T = exposure_draws(seeds, (1, 16, 16), x_hr.device, x_hr.dtype)
+    t_T = torch.full_like(t, T)
+    with torch.no_grad():
+        x0 = m.predictor()(q_sample(x_hr, x_lr, t_T, m.schedule, noise_T), x_lr, t_T)
+    want = q_sample(x0, x_lr, t, m.schedule, noise)
+    torch.testing.assert_close(got[:2], want[:2], rtol=0, atol=1e-6)
+    torch.testing.assert_close(got[2], x_t[2], rtol=0, atol=0)
+    assert not torch.allclose(got[0], x_t[0])  # the (untrained: x_LR) prediction is not x_HR
+    # the draws are a function of the seeds alone, independent of per_sample_draws' stream
+    c1, n1 = exposure_draws(seeds, (1, 4, 4), x_hr.device, x_hr.dtype)
+    c2, n2 = exposure_draws(seeds.flip(0), (1, 4, 4), x_hr.device, x_hr.dtype)
+    torch.testing.assert_close(c1, c2.flip(0))
+    torch.testing.assert_close(n1, n2.flip(0))
+    assert ((c1 >= 0) & (c1 < 1)).all()
+
+
+def test_exposure_fraction_is_honoured_and_checked():
+    from ressrdiff.methods.res_srdiff import exposure_draws
+
+    coin, _ = exposure_draws(torch.arange(2000), (1, 1, 1), torch.device("cpu"), torch.float32)
+    assert abs(float((coin < 0.5).float().mean()) - 0.5) < 0.05  # 4.5 binomial sigmas
+    with pytest.raises(ValueError, match="exposure must be in"):
+        build_method(_cfg("acquisition-cpu-exposure", **{"options.exposure": 1.5}))
+    m = build_method(_cfg("acquisition-cpu-exposure", **{"options.exposure": 0.0}))
+    x = torch.rand(2, 1, 8, 8)
+    assert m.exposed_inputs(x, x, x, torch.tensor([1, 2]), x, torch.tensor([1, 2])) is x

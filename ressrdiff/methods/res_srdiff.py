@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -17,12 +18,26 @@ from ..tiling import tiled_predictor
 from .base import Method, per_sample_draws, register
 from .feedforward import method_options
 
-__all__ = ["ResSRDiff", "MODEL_PRESETS", "RES_SRDIFF_DEFAULTS", "resolve_model_config", "loss_eq13"]
+__all__ = [
+    "ResSRDiff",
+    "MODEL_PRESETS",
+    "RES_SRDIFF_DEFAULTS",
+    "TRAINING_ONLY_OPTIONS",
+    "resolve_model_config",
+    "loss_eq13",
+    "exposure_draws",
+]
 
 #: ``options:`` of a res-srdiff config. ``sigma_data`` > 0 switches on the skip
 #: parametrisation of :func:`ressrdiff.diffusion.skip_scalings` with that standard deviation of
 #: ``x_HR - x_LR``; 0 (the default) is the paper's g_phi, which predicts x_HR directly.
-RES_SRDIFF_DEFAULTS: dict[str, Any] = {"sigma_data": 0.0}
+#: ``exposure`` is the fraction of training samples with t < T whose x_t is built around the
+#: network's own prediction instead of x_HR (:meth:`ResSRDiff.exposed_inputs`).
+RES_SRDIFF_DEFAULTS: dict[str, Any] = {"sigma_data": 0.0, "exposure": 0.0}
+
+#: options that change how the network is trained, not what it computes or how it is sampled;
+#: they stay out of :meth:`ResSRDiff.signature`, so a run can be continued with them switched on.
+TRAINING_ONLY_OPTIONS: tuple[str, ...] = ("exposure",)
 
 MODEL_PRESETS: dict[str, UNetConfig] = {"tiny-cpu": TINY_CPU, "paper-gpu": PAPER_GPU}
 
@@ -57,6 +72,22 @@ def loss_eq13(
     return out
 
 
+def exposure_draws(
+    seeds: Tensor, shape: tuple[int, ...], device: torch.device, dtype: torch.dtype
+) -> tuple[Tensor, Tensor]:
+    """Per sample, a uniform coin in [0, 1) and standard normal noise of ``shape``, from a
+    generator seeded by ``(seed, 1)``: independent of :func:`per_sample_draws`' stream for the
+    same seed, and a function of the seed alone (exact resume, any batch split)."""
+    coins, noises = [], []
+    for s in seeds.tolist():
+        sub = np.random.SeedSequence([int(s), 1]).generate_state(2, np.uint32)
+        g = torch.Generator().manual_seed(int(sub.view(np.uint64)[0] >> np.uint64(1)))
+        coins.append(float(torch.rand((), generator=g)))
+        noises.append(torch.randn(shape, generator=g))
+    coin = torch.tensor(coins, device=device)
+    return coin, torch.stack(noises).to(device=device, dtype=dtype)
+
+
 @register("res-srdiff")
 class ResSRDiff(Method):
     """Res-SRDiff. ``cfg.model`` configures the U-Net (``use_swin: false`` is the ablation)."""
@@ -72,6 +103,8 @@ class ResSRDiff(Method):
         self.options = method_options(cfg, RES_SRDIFF_DEFAULTS, self.name)
         if self.options["sigma_data"] < 0:
             raise ValueError(f"{cfg.name}: options.sigma_data must be >= 0")
+        if not 0.0 <= self.options["exposure"] <= 1.0:
+            raise ValueError(f"{cfg.name}: options.exposure must be in [0, 1]")
         if self.options["sigma_data"] > 0 and not self.model_cfg.residual_output:
             raise ValueError(
                 f"{cfg.name}: options.sigma_data needs model.residual_output: true (F is the "
@@ -96,12 +129,16 @@ class ResSRDiff(Method):
         return {"net": self.net}
 
     def signature(self) -> dict[str, Any]:
+        def sampled(d: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in d.items() if k not in TRAINING_ONLY_OPTIONS}
+
+        options = sampled(self.options)
         return {
             "method": self.name,
             "model": self.model_cfg.to_dict(),
             "schedule": self.schedule.to_dict(),
             "scale_input": self.scale_input,
-            **({"options": self.options} if self.options != RES_SRDIFF_DEFAULTS else {}),
+            **({"options": options} if options != sampled(RES_SRDIFF_DEFAULTS) else {}),
         }
 
     def predictor(self, net: nn.Module | None = None):
@@ -133,10 +170,36 @@ class ResSRDiff(Method):
             batch["seed"], self.schedule.T, tuple(x_hr.shape[1:]), x_hr.device, x_hr.dtype
         )
         x_t = q_sample(x_hr, x_lr, t, self.schedule, noise)
+        if self.options["exposure"] > 0:
+            x_t = self.exposed_inputs(x_t, x_hr, x_lr, t, noise, batch["seed"])
         x_hat = self.predictor()(x_t, x_lr, t)
         out = loss_eq13(x_hat, x_hr, self.lambda_mse, self.lpips_net)
         out["t_mean"] = t.float().mean()
         return out
+
+    def exposed_inputs(
+        self, x_t: Tensor, x_hr: Tensor, x_lr: Tensor, t: Tensor, noise: Tensor, seeds: Tensor
+    ) -> Tensor:
+        """Exposure-bias-aware inputs: for a fraction ``options.exposure`` of the samples with
+        t < T, x_t is drawn from eq (4) around the network's own one-step prediction
+        ``x0_own = g_phi(x_T, x_LR, T)`` (no gradient) instead of around x_HR; the target stays
+        x_HR. Algorithm 2 feeds every step after the first such an input (the posterior of
+        eq (9) around the previous prediction), which plain Algorithm 1 never shows the network:
+        the train/sampling mismatch called exposure bias (Ning et al., ICML 2023; scheduled
+        sampling, Bengio et al., NeurIPS 2015). The coin and the x_T noise are drawn from each
+        sample's seed (:func:`exposure_draws`), so a resumed run repeats them exactly."""
+        T = self.schedule.T
+        coin, noise_T = exposure_draws(seeds, tuple(x_hr.shape[1:]), x_hr.device, x_hr.dtype)
+        own = ((coin < self.options["exposure"]) & (t < T)).nonzero().squeeze(1)
+        if own.numel() == 0:
+            return x_t
+        t_T = torch.full_like(t[own], T)
+        with torch.no_grad():
+            x_T = q_sample(x_hr[own], x_lr[own], t_T, self.schedule, noise_T[own])
+            x0_own = self.predictor()(x_T, x_lr[own], t_T)
+        x_t = x_t.clone()
+        x_t[own] = q_sample(x0_own, x_lr[own], t[own], self.schedule, noise[own])
+        return x_t
 
     def sampling_schedule(self, steps: int | None) -> Schedule:
         K = steps or self.sample_steps
