@@ -153,7 +153,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     from .data.header import check_voxel_count
     from .data.intensity import invert, minmax_slices
     from .data.io import SLICE_WRITE_SUFFIXES, check_output_path, read_slice_2d, slice_output
-    from .devices import resolve_device
+    from .devices import bf16_autocast, resolve_device
     from .methods import load_method
 
     _check_sample_args(args)
@@ -177,7 +177,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     y, params = minmax_slices(arr[None], axis=0)
     x_lr = torch.from_numpy(y)[None].to(device)  # (1, 1, H, W)
     g = torch.Generator(device=device).manual_seed(args.seed)
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda" and args.bf16):
+    with bf16_autocast(device, args.bf16):
         if args.samples > 1:
             ens = method.super_resolve_ensemble(x_lr, args.samples, steps=args.steps, generator=g)
             sr, sd = ens.mean, ens.std
@@ -269,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-bf16",
         dest="bf16",
         action="store_false",
-        help="sample in fp32 on CUDA (bf16 autocast is the default there)",
+        help="sample in fp32 (the reference path); the default is bf16 autocast on CUDA and "
+        "on CPUs with native bf16 (avx512_bf16/amx_bf16)",
     )
     s.set_defaults(func=_cmd_sample)
 

@@ -46,13 +46,14 @@ from .data.io import (
 )
 from .data.masks import otsu_mask
 from .data.slices import image_axis_to_numpy
-from .devices import resolve_device
+from .devices import bf16_autocast, resolve_device
 from .methods import Method, load_method
 from .progress import progress_enabled
 
 __all__ = [
     "AXES",
     "SRReport",
+    "background_slices",
     "check_preset",
     "default_std_path",
     "hr_reference",
@@ -173,6 +174,7 @@ def super_resolve_volume(
     checkpoint: PathLike | None = None,
     stats: dict[str, int] | None = None,
     sr_options: dict[str, Any] | None = None,
+    skip_background: bool = True,
 ) -> tuple[sitk.Image, sitk.Image | None]:
     """Super-resolve a 3-D volume slice by slice; returns ``(sr, std)`` (float32, HR grid).
 
@@ -180,12 +182,14 @@ def super_resolve_volume(
     ``input_is_lr``: then it is re-gridded onto the HR grid of the checkpoint's preset factors
     with the checkpoint's ``data.regrid`` interpolator. ``axis`` is the image axis (x=0, y=1,
     z=2) the 2-D slices are cut across; ``batch`` bounds the network inputs per pass. Constant
-    slices are passed through unchanged. With ``samples`` > 1 the SR is the ensemble mean and
-    ``std`` the pixel-wise standard deviation in the input's units (else ``std`` is None).
-    Deterministic for a given ``seed``, ``batch`` and device. ``device`` (default: where the
-    method is) moves the method there if needed; bf16 autocast is used on CUDA only.
+    slices are passed through unchanged, and so are, with ``skip_background``, the slices that
+    hold no foreground (:func:`background_slices`). With ``samples`` > 1 the SR is the ensemble
+    mean and ``std`` the pixel-wise standard deviation in the input's units (else ``std`` is
+    None). Deterministic for a given ``seed``, ``batch`` and device. ``device`` (default: where
+    the method is) moves the method there if needed; ``bf16`` samples under bf16 autocast on
+    CUDA and on CPUs with native bf16 (:func:`ressrdiff.devices.bf16_autocast`), else fp32.
     ``checkpoint`` names the checkpoint in errors (default ``method.checkpoint_path``); a
-    ``stats`` dict receives the number of ``slices`` and of ``network_slices`` (non-constant).
+    ``stats`` dict receives the number of ``slices`` and of ``network_slices`` (sampled).
     ``sr_options`` are keywords of ``method.super_resolve`` (e.g. ``window=None`` for
     whole-slice network calls; default: the method's, sliding windows of the training patch
     size for Res-SRDiff).
@@ -211,23 +215,26 @@ def super_resolve_volume(
         reference, src = img, img
     stack = np.moveaxis(sitk.GetArrayViewFromImage(src), np_axis, 0)  # (S, H, W)
     # intensities are mapped as in training (the checkpoint's data.normalisation)
+    fg = None
+    if method.cfg.data.resolved_normalisation == "robust-volume" or skip_background:
+        fg = _foreground(src, np_axis)
     if method.cfg.data.resolved_normalisation == "robust-volume":
-        # a copy, not a view: a view of a temporary image dangles once the image is freed
-        fg = np.moveaxis(sitk.GetArrayFromImage(otsu_mask(src)), np_axis, 0) > 0
-        y, params = robust_volume(stack, mask=fg if fg.any() else None)
+        y, params = robust_volume(stack, mask=fg if fg is not None and fg.any() else None)
         scale = np.full(len(stack), (float(params.hi) - float(params.lo)) / 2.0)
     else:
         y, params = minmax_slices(stack, axis=0)
         scale = (params.hi - params.lo) / 2.0
     flat = stack.reshape(len(stack), -1)
-    active = np.flatnonzero(flat.max(axis=1) > flat.min(axis=1))  # constant slices skip the net
+    keep = flat.max(axis=1) > flat.min(axis=1)  # constant slices skip the net
+    if skip_background and fg is not None:
+        keep &= ~background_slices(fg)
+    active = np.flatnonzero(keep)
     sd = np.zeros_like(y) if samples > 1 else None
     if stats is not None:
         stats.update(slices=int(y.shape[0]), network_slices=int(active.size))
 
     gen = torch.Generator(device=dev).manual_seed(int(seed))
     per_pass = max(1, batch // samples) if samples > 1 else batch
-    use_bf16 = bf16 and dev.type == "cuda"
     opts = dict(sr_options or {})
     bar = tqdm(
         total=int(active.size),
@@ -238,7 +245,7 @@ def super_resolve_volume(
         leave=False,
     )
     try:
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+        with bf16_autocast(dev, bf16):
             for start in range(0, active.size, per_pass):
                 idx = active[start : start + per_pass]
                 x_lr = torch.from_numpy(y[idx][:, None]).to(dev)
@@ -257,12 +264,36 @@ def super_resolve_volume(
 
     units = invert(y, params)
     inactive = np.setdiff1d(np.arange(len(stack)), active)
-    units[inactive] = stack[inactive]  # constant slices are returned exactly as given
+    units[inactive] = stack[inactive]  # constant and background slices are returned as given
     sr = np.moveaxis(units, 0, np_axis)
     std_img = None
     if sd is not None:
         std_img = _on_grid(np.moveaxis(sd * scale[:, None, None], 0, np_axis), reference)
     return _on_grid(sr, reference), std_img
+
+
+def _foreground(src: sitk.Image, np_axis: int) -> np.ndarray | None:
+    """The Otsu foreground of ``src`` as (S, H, W) along ``np_axis``; None if it has none."""
+    try:
+        # a copy, not a view: a view of a temporary image dangles once the image is freed
+        return np.moveaxis(sitk.GetArrayFromImage(otsu_mask(src)), np_axis, 0) > 0
+    except VolumeError:
+        return None
+
+
+def background_slices(fg: np.ndarray, margin: int = 1) -> np.ndarray:
+    """(S,) bool: slices of a (S, H, W) foreground mask with no foreground voxel within
+    ``margin`` slices. They are copied instead of sampled (issue 19): on the validation head
+    about a third of the axial slices are such background, and a network pass over noise gains
+    nothing a reader could use. A volume whose mask is empty keeps every slice."""
+    has = fg.reshape(len(fg), -1).any(axis=1)
+    if not has.any():
+        return np.zeros(len(fg), dtype=bool)
+    near = has.copy()
+    for k in range(1, margin + 1):
+        near[k:] |= has[:-k]
+        near[:-k] |= has[k:]
+    return ~near
 
 
 def default_std_path(output: PathLike) -> Path:
@@ -282,7 +313,7 @@ class SRReport:
     size: tuple[int, int, int]  # HR grid size (x, y, z)
     axis: int
     slices: int  # slices along ``axis``
-    network_slices: int  # slices sent to the network (non-constant)
+    network_slices: int  # slices sent to the network (not constant, not background)
     seconds: float  # wall time, reading to writing
     sampling_seconds: float  # time spent in super_resolve_volume
     planes: tuple[str, ...] = ()  # orthogonal-plane fusion (ressrdiff.fusion); () = one axis
@@ -296,7 +327,7 @@ class SRReport:
     @property
     def network_slices_per_second(self) -> float:
         """Slices that went through the network per second of sampling time (the honest
-        throughput: constant slices are copied, not sampled)."""
+        throughput: constant and background slices are copied, not sampled)."""
         t = self.sampling_seconds
         return self.network_slices / t if t > 0 else float("inf")
 
@@ -321,6 +352,7 @@ def super_resolve_file(
     warn: Callable[[str], None] | None = None,
     planes: Sequence[str] | None = None,
     combine: str = "mean",
+    skip_background: bool = True,
 ) -> SRReport:
     """Read ``input_path``, super-resolve it with ``checkpoint`` and write ``output_path``.
 
@@ -400,6 +432,7 @@ def super_resolve_file(
         checkpoint=checkpoint,
         stats=stats,
         sr_options=sr_options,
+        skip_background=skip_background,
     )
     if planes:
         from .fusion import super_resolve_planes  # fusion builds on this module

@@ -21,7 +21,10 @@ volume: it is first re-gridded onto the HR grid of the checkpoint's degradation 
 (same field of view, spacing divided by the preset's factors), with the checkpoint's
 interpolator. Each slice is min-max normalised to [-1, 1] as in training and the result is
 returned in the input's intensity units, on the HR grid (spacing, origin, direction).
-Constant slices (empty background) are copied unchanged.
+Constant slices, and slices with no foreground (the volume's Otsu mask, one slice of margin),
+are copied unchanged. On the CPU with native bf16 (avx512_bf16/amx_bf16) and on CUDA the
+network runs under bf16 autocast; --reference-path samples every slice in fp32 instead (the
+path the speed-ups are measured against: benchmarks/bench_cpu_levers.py).
 
 A checkpoint is trained on one degradation (its config's data.degradation: resample, the
 paper's point sampling, or acquisition, the large voxel averaging what it covers); the summary
@@ -112,7 +115,12 @@ def add_sr_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
         "--no-bf16",
         dest="bf16",
         action="store_false",
-        help="sample in fp32 on CUDA (bf16 autocast is the default there)",
+        help="sample in fp32 (bf16 autocast is the default on CUDA and on CPUs with native bf16)",
+    )
+    s.add_argument(
+        "--reference-path",
+        action="store_true",
+        help="fp32 and every non-constant slice sampled, background included (slower)",
     )
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=run_sr)
@@ -205,7 +213,8 @@ def run_sr(args: argparse.Namespace) -> int:
         batch=args.batch,
         seed=args.seed,
         device=args.device,
-        bf16=args.bf16,
+        bf16=args.bf16 and not args.reference_path,
+        skip_background=not args.reference_path,
         input_is_lr=args.lr,
         preset=args.preset,
         progress=not args.quiet,
@@ -217,7 +226,7 @@ def run_sr(args: argparse.Namespace) -> int:
     where = "xyz"[report.axis]
     if report.planes:
         where = f"{'+'.join(report.planes)} ({args.combine} of {len(report.planes)} planes)"
-    const = f", {n_const} constant copied" if n_const else ""
+    const = f", {n_const} constant or background copied" if n_const else ""
     msg = (
         f"ressrdiff sr: {report.slices} slices along {where}{const}; "
         f"checkpoint trained on degradation {trained!r}; "

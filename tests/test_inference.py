@@ -18,6 +18,7 @@ from ressrdiff.cli import main as cli_main
 from ressrdiff.config import ConfigError
 from ressrdiff.data.degrade import PRESETS, downsample, same_grid
 from ressrdiff.inference import (
+    background_slices,
     default_std_path,
     hr_reference,
     load_sr_method,
@@ -266,16 +267,45 @@ def test_constant_slices_are_copied_and_api_matches(ckpts):
     img = sitk.GetImageFromArray(arr)
     img.CopyInformation(src)
     stats: dict[str, int] = {}
-    sr, sd = super_resolve_volume(method, img, progress=False, stats=stats)
+    kw = {"progress": False, "skip_background": False}  # a noise volume has no head to find
+    sr, sd = super_resolve_volume(method, img, stats=stats, **kw)
     out = sitk.GetArrayFromImage(sr)
     assert sd is None and stats == {"slices": 5, "network_slices": 3}
     assert (out[0] == 0).all() and (out[3] == 7.5).all()
-    sr2, _ = super_resolve_volume(method, img, progress=False)
+    sr2, _ = super_resolve_volume(method, img, **kw)
     assert np.array_equal(sitk.GetArrayFromImage(sr2), out)
-    _, sd = super_resolve_volume(method, img, samples=2, steps=2, progress=False)
+    _, sd = super_resolve_volume(method, img, samples=2, steps=2, **kw)
     assert (sitk.GetArrayFromImage(sd)[[0, 3]] == 0).all()
     with pytest.raises(CheckpointError, match="brain-4x"):
         super_resolve_volume(method, img, preset="prostate", progress=False)
+
+
+def test_background_slices_are_copied(ckpts):
+    """A bright block (the 'head') in slices 3-6 of 10, faint noise elsewhere: the slices more
+    than one slice away from the Otsu foreground are copied, the rest are sampled."""
+    method = load_sr_method(ckpts["brain"])
+    rng = np.random.default_rng(0)
+    arr = (0.01 * rng.random((10, 12, 12))).astype(np.float32)  # numpy (z, y, x)
+    arr[3:7, 2:10, 2:10] += 1.0 + 0.1 * rng.random((4, 8, 8)).astype(np.float32)
+    img = sitk.GetImageFromArray(arr)
+    stats: dict[str, int] = {}
+    sr, _ = super_resolve_volume(method, img, progress=False, stats=stats)
+    out = sitk.GetArrayFromImage(sr)
+    assert stats == {"slices": 10, "network_slices": 6}  # slices 2-7
+    for k in (0, 1, 8, 9):
+        assert np.array_equal(out[k], arr[k])
+    assert not np.array_equal(out[2], arr[2]) and not np.array_equal(out[5], arr[5])
+    every: dict[str, int] = {}
+    super_resolve_volume(method, img, progress=False, stats=every, skip_background=False)
+    assert every["network_slices"] == 10
+
+
+def test_background_slices_margin_and_empty_mask():
+    fg = np.zeros((7, 2, 2), dtype=bool)
+    fg[3, 0, 0] = True
+    assert background_slices(fg).tolist() == [True, True, False, False, False, True, True]
+    assert background_slices(fg, margin=0).tolist() == [True] * 3 + [False] + [True] * 3
+    assert not background_slices(np.zeros((4, 2, 2), dtype=bool)).any()
 
 
 def test_default_std_path():
