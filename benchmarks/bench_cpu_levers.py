@@ -1,15 +1,22 @@
-"""CPU speed levers for Res-SRDiff inference (issue 19), as ratios to today's path in one run.
+"""CPU speed levers for Res-SRDiff inference (issue 19), as ratios to the reference path in one run.
 
-Each lever runs the same shipped model with K steps on the same 256 x 256 slices (validation
-slices of the default data set, padded with background to 256 x 256) and reports the median
-seconds per slice after a warm-up, the implied seconds for a 256-slice volume, the speed-up over
-the reference path, and the PSNR of its output against the reference output (fp32, eager,
-``torch.no_grad``, the model's own network windows), in dB on [-1, 1] (inf: identical). Every
-lever samples at ``temperature=0`` (no noise draws; :func:`ressrdiff.diffusion.sample`), so the
-output is a function of the input alone and only numerical differences separate the levers
-(batching changes which noise a slice would draw otherwise); the cost of the draws is negligible.
+Part 1, slices: each lever runs the same model with K steps on the same 256 x 256 slices
+(validation slices of the default data set, padded with background to 256 x 256) and reports the
+median seconds per slice after a warm-up, the implied seconds for 256 such slices, the speed-up
+over the reference path (fp32, ``torch.no_grad``, one slice per call, the model's own ``infer``
+window setting), and the masked PSNR of its output against the reference output (brain mask, dB
+on [-1, 1]; inf: identical). Every lever samples at ``temperature=0`` (no noise draws;
+:func:`ressrdiff.diffusion.sample`), so the output is a function of the input alone and only
+numerical differences separate the levers.
 
-    python benchmarks/bench_cpu_levers.py models/acquisition-cpu-long.safetensors --slices 8
+Part 2, ``--volume``: the whole validation head (256 axial slices), its LR simulated with the
+model's degradation, super-resolved by :func:`ressrdiff.inference.super_resolve_volume` as
+``ressrdiff sr`` does: the reference path (``--reference-path``: fp32, every slice) against the
+default path (bf16 where native, background slices copied), and with ``--fusion`` the default
+path across three planes. Wall seconds per volume, and masked PSNR (brain mask, the volume mapped
+to [-1, 1] by the HR's 0.5/99.5 percentiles in the mask) against the reference output.
+
+    python benchmarks/bench_cpu_levers.py models/acquisition-cpu-exposure.safetensors --volume
 """
 
 from __future__ import annotations
@@ -22,26 +29,154 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+import SimpleITK as sitk
 import torch
 
+from ressrdiff.data.degrade import degradation_of, degrade
+from ressrdiff.data.io import read_volume
+from ressrdiff.data.manifest import assign_roles, read_subjects
+from ressrdiff.data.masks import read_mask
+from ressrdiff.data.prepare import prepare_dataset
+from ressrdiff.devices import bf16_autocast, cpu_has_native_bf16
 from ressrdiff.diagnosis import split_slices
+from ressrdiff.fusion import super_resolve_planes
+from ressrdiff.inference import super_resolve_volume
 from ressrdiff.methods import load_method
 from ressrdiff.timing import machine_description
 
 SIZE = 256
 
 
-def _slices(method, n: int) -> torch.Tensor:
-    pairs = split_slices(method, "val", n)
-    lr = np.full((len(pairs), SIZE, SIZE), -1.0, dtype=np.float32)
-    h, w = min(SIZE, pairs.lr.shape[1]), min(SIZE, pairs.lr.shape[2])
-    lr[:, :h, :w] = pairs.lr[:, :h, :w]
-    return torch.from_numpy(lr)[:, None]
+def _padded(a: np.ndarray, fill: float) -> torch.Tensor:
+    out = np.full((len(a), SIZE, SIZE), fill, dtype=np.float32)
+    h, w = min(SIZE, a.shape[1]), min(SIZE, a.shape[2])
+    out[:, :h, :w] = a[:, :h, :w]
+    return torch.from_numpy(out)[:, None]
 
 
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = float(((a.double() - b.double()) ** 2).mean())
+def masked_psnr(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, mask) -> float:
+    """PSNR (dB, data range 2) of ``a`` against ``b`` over ``mask``; inf when identical."""
+    a, b, mask = (torch.as_tensor(np.asarray(v)) for v in (a, b, mask))
+    d = (a.double() - b.double())[mask.bool()]
+    mse = float((d**2).mean())
     return float("inf") if mse == 0 else 10 * np.log10(4.0 / mse)
+
+
+def slice_levers(m, a) -> pd.DataFrame:
+    pairs = split_slices(m, "val", a.slices)
+    x, mask = _padded(pairs.lr, -1.0), _padded(pairs.mask.astype(np.float32), 0.0) > 0
+    cpu = torch.device("cpu")
+
+    def run(batch: int = 1, bf16: bool = False, **opts) -> Callable[[], torch.Tensor]:
+        def go() -> torch.Tensor:
+            outs = []
+            ctx = contextlib.ExitStack()
+            ctx.enter_context(torch.inference_mode() if batch > 1 or bf16 else torch.no_grad())
+            ctx.enter_context(bf16_autocast(cpu, bf16))
+            with ctx:
+                for part in x.split(batch):
+                    outs.append(m.super_resolve(part, steps=a.steps, temperature=0.0, **opts))
+            return torch.cat(outs).float()
+
+        return go
+
+    def channels_last() -> torch.Tensor:
+        m.net.to(memory_format=torch.channels_last)
+        try:
+            return run(batch=8)()
+        finally:
+            m.net.to(memory_format=torch.contiguous_format)
+
+    levers: dict[str, Callable[[], torch.Tensor]] = {
+        "reference (fp32, no_grad, 1 slice/call)": run(),
+        "inference_mode, 8 slices/call": run(batch=8),
+        "+ 64 windows/call": run(batch=8, sw_batch_size=64),
+        "+ channels-last": channels_last,
+        "+ bf16 autocast": run(batch=8, bf16=True),
+        "whole slices (window=None), fp32": run(batch=8, window=None),
+        "whole slices, bf16": run(batch=8, bf16=True, window=None),
+    }
+    if not cpu_has_native_bf16():
+        print("note: this CPU has no native bf16; the bf16 rows are emulated")
+    ref_out, rows = None, []
+    for name, fn in levers.items():
+        fn()  # warm-up
+        times, out = [], None
+        for _ in range(a.repeats):
+            t0 = time.perf_counter()
+            out = fn()
+            times.append((time.perf_counter() - t0) / len(x))
+        ref_out = out if ref_out is None else ref_out
+        s = statistics.median(times)
+        rows.append(
+            {
+                "lever": name,
+                "s_per_slice": s,
+                "s_per_256_slices": 256 * s,
+                "masked_psnr_vs_reference_db": masked_psnr(out, ref_out, mask),
+            }
+        )
+    df = pd.DataFrame(rows)
+    df["ratio"] = df["s_per_slice"].iloc[0] / df["s_per_slice"]
+    return df
+
+
+def volume_levers(m, a) -> pd.DataFrame:
+    entries = assign_roles(read_subjects(prepare_dataset("default")), 0.1, 0.2, m.cfg.seed)
+    e = next(x for x in entries if x.role == "val")
+    hr = sitk.Cast(read_volume(e.hr_path, ndim=3), sitk.sitkFloat32)
+    mask_img = read_mask(e.mask_path, hr)
+    if a.slab:  # the central slab of that many axial slices (a quick check of the script)
+        z0 = max(0, (hr.GetSize()[2] - a.slab) // 2)
+        hr, mask_img = hr[:, :, z0 : z0 + a.slab], mask_img[:, :, z0 : z0 + a.slab]
+    mask = sitk.GetArrayFromImage(mask_img) > 0
+    lr = degrade(
+        hr,
+        m.cfg.data.preset,
+        regrid_method=m.cfg.data.regrid,
+        degradation=degradation_of(m.cfg.data),
+    )
+    ref_hr = sitk.GetArrayFromImage(hr)
+    lo, hi = np.percentile(ref_hr[mask], [0.5, 99.5])
+
+    def unit(v: np.ndarray) -> np.ndarray:
+        return np.clip(2 * (v - lo) / (hi - lo) - 1, -1, 1)
+
+    common = dict(steps=a.steps, progress=False, device="cpu")
+    paths: dict[str, Callable[[dict], sitk.Image]] = {
+        "reference path (fp32, every slice)": lambda st: super_resolve_volume(
+            m, lr, bf16=False, skip_background=False, stats=st, **common
+        )[0],
+        "default path (bf16 if native, background copied)": lambda st: super_resolve_volume(
+            m, lr, stats=st, **common
+        )[0],
+    }
+    if a.fusion:
+        paths["default path, 3-plane mean fusion"] = lambda st: super_resolve_planes(
+            m, lr, stats=st, **common
+        )[0]
+    rows, ref = [], None
+    for name, fn in paths.items():
+        st: dict[str, int] = {}
+        t0 = time.perf_counter()
+        out = unit(sitk.GetArrayFromImage(fn(st)))
+        s = time.perf_counter() - t0
+        ref = out if ref is None else ref
+        rows.append(
+            {
+                "path": name,
+                "slices": st["slices"],
+                "sampled": st["network_slices"],
+                "s_per_volume": s,
+                "masked_psnr_vs_reference_db": masked_psnr(out, ref, mask),
+                "gain_over_bspline_db": masked_psnr(out, unit(ref_hr), mask)
+                - masked_psnr(unit(sitk.GetArrayFromImage(lr)), unit(ref_hr), mask),
+            }
+        )
+    df = pd.DataFrame(rows)
+    df["ratio"] = df["s_per_volume"].iloc[0] / df["s_per_volume"]
+    print(f"volume: {e.subject} (validation), {'x'.join(map(str, hr.GetSize()))}")
+    return df
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,70 +186,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-slices", dest="slice_levers", action="store_false")
+    ap.add_argument("--volume", action="store_true", help="part 2: the whole validation head")
+    ap.add_argument("--fusion", action="store_true", help="part 2 adds 3-plane fusion")
+    ap.add_argument("--slab", type=int, default=0, help="part 2 on this many central slices")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     m = load_method(a.checkpoint, device="cpu")
-    x = _slices(m, a.slices)
-
-    def run(
-        batch: int = 1,
-        ctx: Callable[[], contextlib.AbstractContextManager] = torch.no_grad,
-        **opts,
-    ) -> Callable[[], torch.Tensor]:
-        def go() -> torch.Tensor:
-            gen = torch.Generator().manual_seed(0)
-            outs = []
-            with ctx():
-                for part in x.split(batch):
-                    outs.append(
-                        m.super_resolve(part, steps=a.steps, generator=gen, temperature=0.0, **opts)
-                    )
-            return torch.cat(outs).float()
-
-        return go
-
-    def bf16():
-        stack = contextlib.ExitStack()
-        stack.enter_context(torch.inference_mode())
-        stack.enter_context(torch.autocast("cpu", dtype=torch.bfloat16))
-        return stack
-
-    levers: dict[str, Callable[[], torch.Tensor]] = {
-        "reference (no_grad, 1 slice, windows as shipped)": run(),
-        "inference_mode": run(ctx=torch.inference_mode),
-        "8 slices per call": run(batch=8, ctx=torch.inference_mode),
-        "8 slices, 64 windows per call": run(batch=8, ctx=torch.inference_mode, sw_batch_size=64),
-        "8 slices, bf16 autocast": run(batch=8, ctx=bf16),
-        "whole slices (no windows)": run(batch=8, ctx=torch.inference_mode, window=None),
-    }
-    ref_out = None
-    rows = []
-    for name, fn in levers.items():
-        fn()  # warm-up
-        times, out = [], None
-        for _ in range(a.repeats):
-            t0 = time.perf_counter()
-            out = fn()
-            times.append((time.perf_counter() - t0) / len(x))
-        if ref_out is None:
-            ref_out = out
-        s = statistics.median(times)
-        rows.append(
-            {
-                "lever": name,
-                "s_per_slice": s,
-                "s_per_256_slices": 256 * s,
-                "psnr_vs_reference_db": _psnr(out, ref_out),
-            }
-        )
-    df = pd.DataFrame(rows)
-    df["speedup"] = df["s_per_slice"].iloc[0] / df["s_per_slice"]
-    print(
-        f"{a.checkpoint}: K={a.steps}, {len(x)} slices of {SIZE}x{SIZE}, {a.threads} threads, "
-        f"{machine_description()}; median of {a.repeats} after a warm-up"
-    )
     pd.set_option("display.width", 200)
-    print(df.round(3).to_string(index=False))
+    print(
+        f"{a.checkpoint}: K={a.steps}, {a.threads} threads, {machine_description()}, native "
+        f"bf16: {cpu_has_native_bf16()}; model infer window: {m.cfg.infer.window}"
+    )
+    if a.slice_levers:
+        df = slice_levers(m, a)
+        print(f"{a.slices} slices of {SIZE}x{SIZE}; median of {a.repeats} after a warm-up")
+        print(df.round(3).to_string(index=False))
+    if a.volume:
+        print(volume_levers(m, a).round(3).to_string(index=False))
     return 0
 
 
