@@ -22,8 +22,6 @@ to [-1, 1] by the HR's 0.5/99.5 percentiles in the mask) against the reference o
 from __future__ import annotations
 
 import argparse
-import contextlib
-import statistics
 import time
 from collections.abc import Callable
 
@@ -37,10 +35,11 @@ from ressrdiff.data.io import read_volume
 from ressrdiff.data.manifest import assign_roles, read_subjects
 from ressrdiff.data.masks import read_mask
 from ressrdiff.data.prepare import prepare_dataset
-from ressrdiff.devices import bf16_autocast, cpu_has_native_bf16
+from ressrdiff.devices import cpu_has_native_bf16
 from ressrdiff.diagnosis import split_slices
 from ressrdiff.fusion import super_resolve_planes
 from ressrdiff.inference import super_resolve_volume
+from ressrdiff.levers import lever_table, masked_psnr
 from ressrdiff.methods import load_method
 from ressrdiff.timing import machine_description
 
@@ -54,71 +53,12 @@ def _padded(a: np.ndarray, fill: float) -> torch.Tensor:
     return torch.from_numpy(out)[:, None]
 
 
-def masked_psnr(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, mask) -> float:
-    """PSNR (dB, data range 2) of ``a`` against ``b`` over ``mask``; inf when identical."""
-    a, b, mask = (torch.as_tensor(np.asarray(v)) for v in (a, b, mask))
-    d = (a.double() - b.double())[mask.bool()]
-    mse = float((d**2).mean())
-    return float("inf") if mse == 0 else 10 * np.log10(4.0 / mse)
-
-
 def slice_levers(m, a) -> pd.DataFrame:
     pairs = split_slices(m, "val", a.slices)
     x, mask = _padded(pairs.lr, -1.0), _padded(pairs.mask.astype(np.float32), 0.0) > 0
-    cpu = torch.device("cpu")
-
-    def run(batch: int = 1, bf16: bool = False, **opts) -> Callable[[], torch.Tensor]:
-        def go() -> torch.Tensor:
-            outs = []
-            ctx = contextlib.ExitStack()
-            ctx.enter_context(torch.inference_mode() if batch > 1 or bf16 else torch.no_grad())
-            ctx.enter_context(bf16_autocast(cpu, bf16))
-            with ctx:
-                for part in x.split(batch):
-                    outs.append(m.super_resolve(part, steps=a.steps, temperature=0.0, **opts))
-            return torch.cat(outs).float()
-
-        return go
-
-    def channels_last() -> torch.Tensor:
-        m.net.to(memory_format=torch.channels_last)
-        try:
-            return run(batch=8)()
-        finally:
-            m.net.to(memory_format=torch.contiguous_format)
-
-    levers: dict[str, Callable[[], torch.Tensor]] = {
-        "reference (fp32, no_grad, 1 slice/call)": run(),
-        "inference_mode, 8 slices/call": run(batch=8),
-        "+ 64 windows/call": run(batch=8, sw_batch_size=64),
-        "+ channels-last": channels_last,
-        "+ bf16 autocast": run(batch=8, bf16=True),
-        "whole slices (window=None), fp32": run(batch=8, window=None),
-        "whole slices, bf16": run(batch=8, bf16=True, window=None),
-    }
     if not cpu_has_native_bf16():
-        print("note: this CPU has no native bf16; the bf16 rows are emulated")
-    ref_out, rows = None, []
-    for name, fn in levers.items():
-        fn()  # warm-up
-        times, out = [], None
-        for _ in range(a.repeats):
-            t0 = time.perf_counter()
-            out = fn()
-            times.append((time.perf_counter() - t0) / len(x))
-        ref_out = out if ref_out is None else ref_out
-        s = statistics.median(times)
-        rows.append(
-            {
-                "lever": name,
-                "s_per_slice": s,
-                "s_per_256_slices": 256 * s,
-                "masked_psnr_vs_reference_db": masked_psnr(out, ref_out, mask),
-            }
-        )
-    df = pd.DataFrame(rows)
-    df["ratio"] = df["s_per_slice"].iloc[0] / df["s_per_slice"]
-    return df
+        print("note: this CPU has no native bf16; the bf16 rows run in fp32")
+    return lever_table(m, x, mask, steps=a.steps, repeats=a.repeats)
 
 
 def volume_levers(m, a) -> pd.DataFrame:

@@ -1,0 +1,42 @@
+"""The CPU inference lever table (issue 19): its accuracy column and its reference row."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ressrdiff import devices
+from ressrdiff.config import load_config
+from ressrdiff.levers import LEVERS, lever_table, masked_psnr
+from ressrdiff.methods import build_method
+
+
+def test_masked_psnr_closed_form_and_mask():
+    b = torch.zeros(1, 1, 4, 4)
+    a = b + 0.02
+    mask = torch.zeros_like(b, dtype=torch.bool)
+    mask[..., :2, :] = True
+    a[..., 3, :] = 5.0  # outside the mask: ignored
+    assert math.isclose(masked_psnr(a, b, mask), 10 * math.log10(4 / 0.02**2), rel_tol=1e-5)
+    assert masked_psnr(b, b, mask) == math.inf
+
+
+def test_lever_table_reference_row_and_accuracy(monkeypatch):
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
+    torch.manual_seed(0)
+    m = build_method(load_config("smoke").replace(**{"loss.lpips": "off"})).eval()
+    with torch.no_grad():  # the zero-initialised head would make every output x_LR
+        for p in m.net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    x = torch.rand(2, 1, 40, 40) * 2 - 1
+    mask = torch.zeros_like(x, dtype=torch.bool)
+    mask[..., 10:30, 10:30] = True
+    levers = {k: LEVERS[k] for k in list(LEVERS)[:1] + ["+ bf16 autocast", "whole slices, bf16"]}
+    df = lever_table(m, x, mask, steps=1, repeats=1, levers=levers).set_index("lever")
+    ref = df.iloc[0]
+    assert ref["masked_psnr_vs_reference_db"] == math.inf and ref["ratio"] == 1.0
+    assert (df["s_per_slice"] > 0).all()
+    assert (df["s_per_256_slices"] == 256 * df["s_per_slice"]).all()
+    bf16 = df.loc["+ bf16 autocast", "masked_psnr_vs_reference_db"]
+    assert 20 < bf16 < math.inf  # bf16 changes the output, a little
