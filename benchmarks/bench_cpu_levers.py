@@ -36,26 +36,17 @@ from ressrdiff.data.manifest import assign_roles, read_subjects
 from ressrdiff.data.masks import read_mask
 from ressrdiff.data.prepare import prepare_dataset
 from ressrdiff.devices import cpu_has_native_bf16
-from ressrdiff.diagnosis import split_slices
 from ressrdiff.fusion import super_resolve_planes
 from ressrdiff.inference import super_resolve_volume
-from ressrdiff.levers import lever_table, masked_psnr
+from ressrdiff.levers import lever_table, masked_psnr, validation_input
 from ressrdiff.methods import load_method
 from ressrdiff.timing import machine_description
 
 SIZE = 256
 
 
-def _padded(a: np.ndarray, fill: float) -> torch.Tensor:
-    out = np.full((len(a), SIZE, SIZE), fill, dtype=np.float32)
-    h, w = min(SIZE, a.shape[1]), min(SIZE, a.shape[2])
-    out[:, :h, :w] = a[:, :h, :w]
-    return torch.from_numpy(out)[:, None]
-
-
 def slice_levers(m, a) -> pd.DataFrame:
-    pairs = split_slices(m, "val", a.slices)
-    x, mask = _padded(pairs.lr, -1.0), _padded(pairs.mask.astype(np.float32), 0.0) > 0
+    x, mask = validation_input(m, a.slices, SIZE)
     if not cpu_has_native_bf16():
         print("note: this CPU has no native bf16; the bf16 rows run in fp32")
     return lever_table(m, x, mask, steps=a.steps, repeats=a.repeats)

@@ -25,7 +25,7 @@ from torch import Tensor
 from .devices import bf16_autocast
 from .methods.base import Method
 
-__all__ = ["LEVERS", "Lever", "lever_table", "masked_psnr"]
+__all__ = ["LEVERS", "Lever", "default_lever", "lever_table", "masked_psnr", "validation_input"]
 
 
 def masked_psnr(a: Tensor | np.ndarray, b: Tensor | np.ndarray, mask: Tensor | np.ndarray) -> float:
@@ -114,3 +114,25 @@ def lever_table(
     df = pd.DataFrame(rows)
     df["ratio"] = df["s_per_slice"].iloc[0] / df["s_per_slice"]
     return df
+
+
+def validation_input(method: Method, n: int, size: int = 256) -> tuple[Tensor, Tensor]:
+    """``n`` validation slices of the default data set as ``method`` sees them, padded with
+    background (-1) to ``size`` x ``size`` (a typical clinical matrix), and their brain masks."""
+    from .diagnosis import split_slices  # needs the prepared default data set
+
+    pairs = split_slices(method, "val", n)
+
+    def pad(a: np.ndarray, fill: float) -> Tensor:
+        out = np.full((len(a), size, size), fill, dtype=np.float32)
+        h, w = min(size, a.shape[1]), min(size, a.shape[2])
+        out[:, :h, :w] = a[:, :h, :w]
+        return torch.from_numpy(out)[:, None]
+
+    return pad(pairs.lr, -1.0), pad(pairs.mask.astype(np.float32), 0.0) > 0
+
+
+def default_lever(method: Method) -> str:
+    """The row of :data:`LEVERS` that ``ressrdiff sr``'s default path runs for ``method``:
+    bf16 (where native) on the model's own window setting."""
+    return "whole slices, bf16" if method.cfg.infer.window is None else "+ bf16 autocast"
