@@ -144,3 +144,17 @@ def test_exposure_fraction_is_honoured_and_checked():
     m = build_method(_cfg("acquisition-cpu-exposure", **{"options.exposure": 0.0}))
     x = torch.rand(2, 1, 8, 8)
     assert m.exposed_inputs(x, x, x, torch.tensor([1, 2]), x, torch.tensor([1, 2])) is x
+
+
+def test_augmentation_config_differs_from_exposure_in_the_augmentation_alone():
+    exp = load_config("acquisition-cpu-exposure").to_dict()
+    aug = load_config("acquisition-cpu-exposure-aug").to_dict()
+    for d in (exp, aug):
+        d.pop("name")
+    assert aug["data"].pop("intensity") == {
+        "prob": 0.5,
+        "bias_coeff": 0.3,
+        "gamma": [0.7, 1.5],
+        "noise_sd": 0.03,
+    }
+    assert "intensity" not in exp["data"] and aug == exp
