@@ -19,38 +19,15 @@ is refused.
 from __future__ import annotations
 
 import argparse
-import time
 
-import numpy as np
 import pandas as pd
 import torch
 
-from ressrdiff.diagnosis import gain_over_input, split_slices
+from ressrdiff.ablation import AblationRow, ablation_table, refuse_test_subject
+from ressrdiff.diagnosis import split_slices
 from ressrdiff.methods import load_method
-from ressrdiff.schedule import respace_indices
 
 WINDOWS = {"none": None, "model": "model", "auto": "auto"}
-
-
-class _Row:
-    """One method with fixed sampling settings, as ``gain_over_input`` calls it."""
-
-    def __init__(self, method, steps: int | None, window, eta: float | None, tau=None) -> None:
-        self.method, self.steps, self.window, self.eta, self.tau = method, steps, window, eta, tau
-
-    @property
-    def device(self) -> torch.device:
-        return self.method.device
-
-    def super_resolve(self, x, steps=None, generator=None, **_):
-        return self.method.super_resolve(
-            x,
-            steps=self.steps,
-            generator=generator,
-            window=self.window,
-            stochasticity=self.eta,
-            temperature=self.tau,
-        )
 
 
 def parse_row(text: str) -> tuple[str, str, int | None, object, float | None, float | None]:
@@ -88,41 +65,27 @@ def main(argv: list[str] | None = None) -> int:
     rows = [parse_row(r) for r in a.rows]
     methods = {p: load_method(p, device="cpu") for _, p, *_ in rows}
     first = methods[rows[0][1]]
-    for p, m in methods.items():
-        if m.cfg.data != first.cfg.data:
-            raise SystemExit(f"{p}: trained on other data than {rows[0][1]}; not comparable")
     pairs = split_slices(first, "val", a.slices)
-    subjects = sorted({str(s) for s in np.atleast_1d(pairs.subject)})
-    if any("pycortex" in s for s in subjects):
-        raise SystemExit(f"refusing to score the test subject ({subjects})")
+    subjects = refuse_test_subject(pairs)
     print(
         f"{len(pairs)} val slices of {', '.join(subjects)}; {torch.get_num_threads()} threads; "
         "AMD EPYC CPU"
     )
-    out = []
-    for label, path, steps, window, eta, tau in rows:
-        m = methods[path]
-        t0 = time.perf_counter()
-        df = gain_over_input(_Row(m, steps, window, eta, tau), pairs, seed=a.seed)
-        K = steps or m.sample_steps
-        out.append(
-            {
-                "row": label,
-                "steps": steps or m.sample_steps,
-                "t": ",".join(map(str, respace_indices(m.schedule.T, K))),
-                "window": m.window_for(torch.from_numpy(pairs.lr[:1])[:, None], window),
-                "eta": m.cfg.infer.stochasticity if eta is None else eta,
-                "tau": m.cfg.infer.temperature if tau is None else tau,
-                "psnr_gain": df["psnr_gain"].mean(),
-                "psnr_gain_se": df["psnr_gain"].std() / np.sqrt(len(df)),
-                "ssim_gain": df["ssim_gain"].mean(),
-                "abs_log_hf": np.abs(np.log(df["hf_model"])).mean(),
-                "s_per_slice": (time.perf_counter() - t0) / len(pairs),
-            }
-        )
-        print(pd.DataFrame(out[-1:]).round(3).to_string(index=False, header=len(out) == 1))
+    table = ablation_table(
+        [
+            AblationRow(
+                label,
+                methods[path],
+                steps,
+                {"window": window, "stochasticity": eta, "temperature": tau},
+            )
+            for label, path, steps, window, eta, tau in rows
+        ],
+        pairs,
+        seed=a.seed,
+    )
     pd.set_option("display.width", 200)
-    print(pd.DataFrame(out).round(3).to_string(index=False))
+    print(table.drop(columns="lever").round(3).to_string(index=False))
     return 0
 
 
