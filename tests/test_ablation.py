@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from ressrdiff.ablation import AblationRow, ablation_table, refuse_test_subject
 from ressrdiff.config import load_config
