@@ -266,7 +266,7 @@ def _role_to_code(m: re.Match[str]) -> str:
 
 def docstring_markdown(obj: object) -> str:
     """The docstring of ``obj`` (a module, class or function) as Markdown for a book page:
-    Sphinx roles become code (``:func:`~a.b``` -> ``b``), double back-quotes single ones,
+    Sphinx roles become code (a ``func`` role on ``~a.b`` -> ``b``), double back-quotes single ones,
     and wording addressed to the project's issue tracker is dropped."""
     doc = _ROLE.sub(_role_to_code, inspect.getdoc(obj) or "")
     doc = re.sub(r"``([^`]+)``", r"`\1`", doc)

@@ -1,4 +1,4 @@
-"""CPU inference levers (issue 19): each way of running the same sampler, timed against the
+"""CPU inference levers: each way of running the same sampler, timed against the
 reference path in one run, with the masked PSNR of its output against the reference output.
 
 The reference path is fp32 under ``torch.no_grad``, one slice per call, with the model's own

@@ -217,9 +217,10 @@ def _check_score(name: str, value: object) -> int:
 class RatingWriter:
     """Append-only ratings CSV (columns :data:`RATING_COLUMNS`) for one rater.
 
-    Every :meth:`append` opens the file, writes one complete row, flushes and ``os.fsync``s it,
-    so a crash loses at most the answer being written. A row torn by a crash is ignored on
-    reading (and a line break is added before the next row), so that image is asked again.
+    Every :meth:`append` opens the file, writes one complete row, flushes it and syncs it with
+    ``os.fsync``, so a crash loses at most the answer being written. A row torn by a crash is
+    ignored on reading (and a line break is added before the next row), so that image is asked
+    again.
     """
 
     def __init__(self, path: str | Path, rater_id: str, *, simulated: bool = False) -> None:
