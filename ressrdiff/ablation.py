@@ -24,7 +24,7 @@ from .diagnosis import gain_over_input
 from .methods.base import Method
 from .schedule import respace_indices
 
-__all__ = ["SCORED_DATA", "AblationRow", "ablation_table", "refuse_test_subject"]
+__all__ = ["SCORED_DATA", "AblationRow", "ablation_table", "refuse_test_subject", "scored_data"]
 
 
 @dataclass
@@ -43,7 +43,8 @@ class AblationRow:
 SCORED_DATA = ("preset", "regrid", "axis", "resolved_normalisation", "degradation")
 
 
-def _scored(m: Method) -> dict[str, Any]:
+def scored_data(m: Method) -> dict[str, Any]:
+    """The :data:`SCORED_DATA` fields of ``m``'s config (its degradation resolved)."""
     d = m.cfg.data
     return {k: degradation_of(d) if k == "degradation" else getattr(d, k) for k in SCORED_DATA}
 
@@ -70,14 +71,14 @@ def ablation_table(
     the first row's does (:data:`SCORED_DATA`: preset, re-gridding, axis, normalisation and
     degradation); training-only fields such as ``intensity`` may differ."""
     refuse_test_subject(pairs)
-    want = _scored(rows[0].method)
+    want = scored_data(rows[0].method)
     out = []
     for r in rows:
         m = r.method
-        if _scored(m) != want:
+        if scored_data(m) != want:
             raise ValueError(
                 f"{r.label}: its input differs from {rows[0].label}'s "
-                f"({_scored(m)} against {want}); the rows are not comparable"
+                f"({scored_data(m)} against {want}); the rows are not comparable"
             )
         t0 = time.perf_counter()
         df = gain_over_input(m, pairs, steps=r.steps, seed=seed, sr_options=r.sr_options)
