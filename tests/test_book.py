@@ -404,3 +404,19 @@ def test_static_schedule_slider_changes_the_frame(browser, server):
         assert after != before, f"slider {k} of {entry}: moving it did not change the frame"
     assert not visit.errors, f"{entry}: console errors while sliding: {visit.errors}"
     page.close()
+
+
+def test_intro_first_screen_says_what_works_and_how_to_run_it(browser, server):
+    """On a 1366 x 768 laptop screen, before any scrolling: the two commands and the headline
+    sentence with its glued numbers."""
+    page, _ = _open(browser, server, "book/intro.html")
+    page.set_viewport_size({"width": 1366, "height": 768})
+    text = page.evaluate(
+        """() => Array.from(document.querySelectorAll('article p, article pre'))
+              .filter(e => e.getBoundingClientRect().top < window.innerHeight)
+              .map(e => e.innerText).join('\\n')"""
+    )
+    page.close()
+    assert "make book" in text and "make test" in text, text
+    assert "Does it work here?" in text, text
+    assert re.search(r"gains [+-]?\d+\.\d\d dB masked PSNR over B-spline", text), text
