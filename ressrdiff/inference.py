@@ -283,9 +283,10 @@ def _foreground(src: sitk.Image, np_axis: int) -> np.ndarray | None:
 
 def background_slices(fg: np.ndarray, margin: int = 1) -> np.ndarray:
     """(S,) bool: slices of a (S, H, W) foreground mask with no foreground voxel within
-    ``margin`` slices. They are copied instead of sampled: on the validation head
-    about a third of the axial slices are such background, and a network pass over noise gains
-    nothing a reader could use. A volume whose mask is empty keeps every slice."""
+    ``margin`` slices. They are copied instead of sampled: 45 of the 256 axial slices of the
+    validation head are such background (``benchmarks/bench_cpu_levers.py --volume``), and a
+    network pass over noise gains nothing a reader could use. A volume whose mask is empty
+    keeps every slice."""
     has = fg.reshape(len(fg), -1).any(axis=1)
     if not has.any():
         return np.zeros(len(fg), dtype=bool)
