@@ -25,17 +25,12 @@ import argparse
 import time
 from collections.abc import Callable
 
-import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 import torch
 
-from ressrdiff.data.degrade import degradation_of, degrade
-from ressrdiff.data.io import read_volume
-from ressrdiff.data.manifest import assign_roles, read_subjects
-from ressrdiff.data.masks import read_mask
-from ressrdiff.data.prepare import prepare_dataset
 from ressrdiff.devices import cpu_has_native_bf16
+from ressrdiff.diagnosis import degrade_like, percentile_unit, split_volume
 from ressrdiff.fusion import super_resolve_planes
 from ressrdiff.inference import super_resolve_volume
 from ressrdiff.levers import lever_table, masked_psnr, validation_input
@@ -53,25 +48,13 @@ def slice_levers(m, a) -> pd.DataFrame:
 
 
 def volume_levers(m, a) -> pd.DataFrame:
-    entries = assign_roles(read_subjects(prepare_dataset("default")), 0.1, 0.2, m.cfg.seed)
-    e = next(x for x in entries if x.role == "val")
-    hr = sitk.Cast(read_volume(e.hr_path, ndim=3), sitk.sitkFloat32)
-    mask_img = read_mask(e.mask_path, hr)
+    subject, hr, mask = split_volume(m, "val")
     if a.slab:  # the central slab of that many axial slices (a quick check of the script)
         z0 = max(0, (hr.GetSize()[2] - a.slab) // 2)
-        hr, mask_img = hr[:, :, z0 : z0 + a.slab], mask_img[:, :, z0 : z0 + a.slab]
-    mask = sitk.GetArrayFromImage(mask_img) > 0
-    lr = degrade(
-        hr,
-        m.cfg.data.preset,
-        regrid_method=m.cfg.data.regrid,
-        degradation=degradation_of(m.cfg.data),
-    )
+        hr, mask = hr[:, :, z0 : z0 + a.slab], mask[z0 : z0 + a.slab]
+    lr = degrade_like(m, hr)
     ref_hr = sitk.GetArrayFromImage(hr)
-    lo, hi = np.percentile(ref_hr[mask], [0.5, 99.5])
-
-    def unit(v: np.ndarray) -> np.ndarray:
-        return np.clip(2 * (v - lo) / (hi - lo) - 1, -1, 1)
+    unit = percentile_unit(ref_hr, mask)
 
     common = dict(steps=a.steps, progress=False, device="cpu")
     paths: dict[str, Callable[[dict], sitk.Image]] = {
@@ -106,7 +89,7 @@ def volume_levers(m, a) -> pd.DataFrame:
         )
     df = pd.DataFrame(rows)
     df["ratio"] = df["s_per_volume"].iloc[0] / df["s_per_volume"]
-    print(f"volume: {e.subject} (validation), {'x'.join(map(str, hr.GetSize()))}")
+    print(f"volume: {subject} (validation), {'x'.join(map(str, hr.GetSize()))}")
     return df
 
 

@@ -29,11 +29,7 @@ import pandas as pd
 import SimpleITK as sitk
 import torch
 
-from ressrdiff.data.degrade import degradation_of, degrade
-from ressrdiff.data.io import read_volume
-from ressrdiff.data.manifest import assign_roles, read_subjects
-from ressrdiff.data.masks import otsu_mask, read_mask
-from ressrdiff.data.prepare import prepare_dataset
+from ressrdiff.diagnosis import degrade_like, percentile_unit, split_volume
 from ressrdiff.fusion import super_resolve_planes
 from ressrdiff.methods import load_method
 from ressrdiff.metrics import psnr, ssim, to_unit
@@ -100,26 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     m = load_method(a.checkpoint, device="cpu")
-    entries = assign_roles(read_subjects(prepare_dataset("default")), 0.1, 0.2, m.cfg.seed)
-    e = next(x for x in entries if x.role == a.role)
-    if "pycortex" in e.subject:
-        raise SystemExit(f"refusing to score the test subject ({e.subject})")
-    hr_full = sitk.Cast(read_volume(e.hr_path, ndim=3), sitk.sitkFloat32)
-    m_full = read_mask(e.mask_path, hr_full) if e.mask_path else otsu_mask(hr_full)
-    mask_full = sitk.GetArrayFromImage(m_full) > 0
+    subject, hr_full, mask_full = split_volume(m, a.role)
+    if "pycortex" in subject:
+        raise SystemExit(f"refusing to score the test subject ({subject})")
     sl = _block(hr_full, mask_full, a.block)
     hr, mask = _crop(hr_full, sl), mask_full[sl]
-    lr = degrade(
-        hr,
-        m.cfg.data.preset,
-        regrid_method=m.cfg.data.regrid,
-        degradation=degradation_of(m.cfg.data),
-    )
+    lr = degrade_like(m, hr)
     ref = sitk.GetArrayFromImage(hr)
-    lo, hi = np.percentile(ref[mask], [0.5, 99.5])
-
-    def unit(a: np.ndarray) -> np.ndarray:
-        return np.clip(2 * (a - lo) / (hi - lo) - 1, -1, 1)
+    unit = percentile_unit(ref, mask)
 
     rows = [
         {
@@ -160,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     df["gain_vs_axial_db"] = df["psnr_3d"] - axial
     pd.set_option("display.width", 200)
     print(
-        f"{a.checkpoint}: {e.subject} ({a.role}), block {tuple(s.stop - s.start for s in sl)} "
+        f"{a.checkpoint}: {subject} ({a.role}), block {tuple(s.stop - s.start for s in sl)} "
         f"(z, y, x) at 0.8 mm, {int(mask.sum())} brain voxels; K={a.steps or m.sample_steps}; "
         f"{torch.get_num_threads()} threads; AMD EPYC CPU"
     )

@@ -9,15 +9,18 @@ subjects, none on the test subject). They draw no plots; only :func:`split_slice
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import SimpleITK as sitk
 import torch
 
-from .data.degrade import degradation_of
-from .data.manifest import load_pairs
+from .data.degrade import degradation_of, degrade
+from .data.io import read_volume
+from .data.manifest import assign_roles, load_pairs, read_subjects
+from .data.masks import otsu_mask, read_mask
 from .data.prepare import prepare_dataset
 from .data.slices import MaskedPairedSlices
 from .diffusion import q_sample, sample
@@ -28,6 +31,9 @@ from .spectrum import band_power_ratio
 __all__ = [
     "spread_rows",
     "split_slices",
+    "split_volume",
+    "degrade_like",
+    "percentile_unit",
     "gain_over_input",
     "one_call_gain",
     "chain_gain",
@@ -63,6 +69,35 @@ def split_slices(
         degradation=degradation_of(d),
     )
     return pairs.subset(spread_rows(len(pairs), n))
+
+
+def split_volume(method: Method, role: str) -> tuple[str, sitk.Image, np.ndarray]:
+    """The first subject of ``role`` (train, val or test) in the default data set, split as
+    ``method``'s seed says: ``(subject, HR volume as float32, brain mask as a numpy bool array
+    in (z, y, x) order)``; the mask is the subject's own, else the HR's Otsu foreground."""
+    entries = assign_roles(read_subjects(prepare_dataset("default")), 0.1, 0.2, method.cfg.seed)
+    e = next(x for x in entries if x.role == role)
+    hr = sitk.Cast(read_volume(e.hr_path, ndim=3), sitk.sitkFloat32)
+    mask = read_mask(e.mask_path, hr) if e.mask_path else otsu_mask(hr)
+    return e.subject, hr, sitk.GetArrayFromImage(mask) > 0
+
+
+def degrade_like(method: Method, hr: sitk.Image) -> sitk.Image:
+    """``hr`` degraded and re-gridded as ``method`` was trained (its data preset, re-gridding and
+    degradation)."""
+    d = method.cfg.data
+    return degrade(hr, d.preset, regrid_method=d.regrid, degradation=degradation_of(d))
+
+
+def percentile_unit(ref: np.ndarray, mask: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """The map of intensities to [-1, 1] by ``ref``'s 0.5 and 99.5 percentiles inside ``mask``
+    (clipped), to apply alike to a reference volume and to every output scored against it."""
+    lo, hi = np.percentile(ref[mask], [0.5, 99.5])
+
+    def unit(v: np.ndarray) -> np.ndarray:
+        return np.clip(2 * (v - lo) / (hi - lo) - 1, -1, 1)
+
+    return unit
 
 
 def _tensors(pairs: MaskedPairedSlices) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

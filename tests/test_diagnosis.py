@@ -163,3 +163,34 @@ def test_crop_vs_full_is_zero_for_the_identity_and_equal_for_a_pointwise_network
 
     gl = crop_vs_full(Global(m.cfg).eval(), slices, size=8, crops=2, t=1, seed=0)
     assert (gl["gain_call_full"] - gl["gain_call_crop"]).abs().max() > 0.01
+
+
+def test_percentile_unit_maps_the_masked_percentiles_to_minus_one_and_one():
+    from ressrdiff.diagnosis import percentile_unit
+
+    ref = np.arange(1000, dtype=float).reshape(10, 10, 10)
+    mask = np.zeros_like(ref, dtype=bool)
+    mask[:5] = True  # values 0..499
+    unit = percentile_unit(ref, mask)
+    lo, hi = np.percentile(np.arange(500.0), [0.5, 99.5])
+    assert np.isclose(unit(np.array(lo)), -1.0) and np.isclose(unit(np.array(hi)), 1.0)
+    assert unit(np.array(-1e6)) == -1.0 and unit(np.array(1e6)) == 1.0  # clipped
+    assert np.isclose(unit(np.array((lo + hi) / 2)), 0.0)
+
+
+def test_degrade_like_follows_the_method_config():
+    import SimpleITK as sitk
+
+    from ressrdiff.config import load_config
+    from ressrdiff.data.degrade import degrade
+    from ressrdiff.diagnosis import degrade_like
+    from ressrdiff.methods import build_method
+
+    m = build_method(load_config("acquisition-cpu").replace(**{"loss.lpips": "off"}))
+    rng = np.random.default_rng(0)
+    hr = sitk.GetImageFromArray(rng.random((16, 16, 16)).astype(np.float32))
+    got = sitk.GetArrayFromImage(degrade_like(m, hr))
+    want = degrade(hr, "brain-4x", regrid_method="bspline", degradation="acquisition")
+    assert np.array_equal(got, sitk.GetArrayFromImage(want))
+    other = degrade(hr, "brain-4x", regrid_method="bspline", degradation="resample")
+    assert not np.array_equal(got, sitk.GetArrayFromImage(other))
