@@ -14,6 +14,7 @@ EPILOG = """examples:
   ressrdiff eval bspline k1=last.pt@1 k4=last.pt@4 k15=last.pt@15 --out runs/steps
   ressrdiff eval bspline mine=last.pt --data my_manifest.csv --preset prostate
   ressrdiff eval bspline acq=runs/acquisition-cpu/last.pt --degradation acquisition
+  ressrdiff eval bspline k4=last.pt@4 --role val --planes axial,coronal,sagittal
 
 An entry is a reference (nearest, bspline) or LABEL=CHECKPOINT[@STEPS]. SR volumes are cached
 under OUT/volumes, per-entry tables and provenance under OUT/metrics, and the combined table is
@@ -23,6 +24,7 @@ back, not recomputed. All subjects and checkpoints are checked before anything i
 
 def _run(args: argparse.Namespace) -> int:
     from .evaluation import evaluate, parse_entry
+    from .fusion import parse_planes
     from .metrics import MetricSuite, summarise
 
     entries = [parse_entry(e) for e in args.entries]
@@ -38,6 +40,8 @@ def _run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         suite=MetricSuite(args.device, lpips="off" if args.no_lpips else "auto"),
         degradation=args.degradation,
+        role=args.role,
+        planes=parse_planes(args.planes) if args.planes else None,
     )
     s = summarise(df)
     piv = s.pivot_table(index="method", columns=["region", "metric"], values="mean")
@@ -73,6 +77,19 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
         action="store_const",
         const="acquisition",
         help=argparse.SUPPRESS,
+    )
+    e.add_argument(
+        "--role",
+        choices=("test", "val"),
+        default="test",
+        help="score the test subjects (default; once per final model) or the validation "
+        "subjects (where choices are made)",
+    )
+    e.add_argument(
+        "--planes",
+        default=None,
+        help="orthogonal-plane fusion for checkpoint entries, e.g. axial,coronal,sagittal (the "
+        "voxel-wise mean; the whole volume is super-resolved per plane); default axial only",
     )
     e.add_argument("--seed", type=int, default=0)
     e.add_argument(

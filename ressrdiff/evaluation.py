@@ -60,7 +60,15 @@ from .data.masks import otsu_mask, read_mask
 from .data.prepare import file_sha256
 from .metrics import MetricSuite, score_table
 
-__all__ = ["Entry", "REFERENCES", "parse_entry", "test_subjects", "test_volume_shape", "evaluate"]
+__all__ = [
+    "Entry",
+    "REFERENCES",
+    "ROLES",
+    "parse_entry",
+    "test_subjects",
+    "test_volume_shape",
+    "evaluate",
+]
 
 PathLike = str | os.PathLike[str]
 
@@ -102,19 +110,32 @@ def parse_entry(text: str) -> Entry:
     return Entry(label, rest, steps)
 
 
+#: subject roles ``evaluate`` can score: the test subjects (reported once per final model) or
+#: the validation subjects (where every choice is made)
+ROLES = ("test", "val")
+
+
 def test_subjects(
-    data: PathLike | None = None, *, val: float = 0.1, test: float = 0.2, seed: int = 0
+    data: PathLike | None = None,
+    *,
+    val: float = 0.1,
+    test: float = 0.2,
+    seed: int = 0,
+    role: str = "test",
 ) -> list[SubjectEntry]:
-    """The test subjects of the prepared default data set (``data`` None) or of a folder/CSV
-    manifest (roles from its ``role`` column, else the seeded subject-level split)."""
+    """The test subjects (or, with ``role="val"``, the validation subjects) of the prepared
+    default data set (``data`` None) or of a folder/CSV manifest (roles from its ``role``
+    column, else the seeded subject-level split)."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     if data is None:
         from .data.prepare import prepare_dataset
 
         data = prepare_dataset("default") / "manifest.csv"
     entries = assign_roles(read_subjects(data), val, test, seed)
-    chosen = [e for e in entries if e.role == "test"]
+    chosen = [e for e in entries if e.role == role]
     if not chosen:
-        raise ValueError(f"{data}: no test subject")
+        raise ValueError(f"{data}: no {'test' if role == 'test' else 'validation'} subject")
     return chosen
 
 
@@ -228,19 +249,43 @@ def _cached(info: dict, out: Path, label: str, subjects: list[_Subject]) -> dict
         return None
     if "degradation" not in old:  # written before the field: antialias named the degradation
         old = {**old, "degradation": "acquisition" if old.get("antialias") else "resample"}
+    old = {"role": "test", "planes": None, **old}  # written before these fields: test, axial
     if {k: old.get(k) for k in info} != info:
         return None
     return old
 
 
-def _sr_volume(entry: Entry, subj: _Subject, method, seed: int, batch: int, progress: bool):
-    """The entry's volume on the HR grid. A checkpoint super-resolves only the scored slices
-    (2-D SR treats slices independently); the other slices hold the re-gridded input."""
+def _sr_volume(
+    entry: Entry,
+    subj: _Subject,
+    method,
+    seed: int,
+    batch: int,
+    progress: bool,
+    planes: Sequence[str] | None = None,
+):
+    """The entry's volume on the HR grid. Axial-only SR super-resolves only the scored slices
+    (2-D SR treats slices independently); the other slices hold the re-gridded input. With
+    ``planes`` (orthogonal-plane fusion, :func:`ressrdiff.fusion.super_resolve_planes`, the
+    voxel-wise mean) the whole volume is super-resolved across each plane."""
     if entry.checkpoint is None:
         return subj.regridded(REFERENCES[entry.label])
     from .inference import super_resolve_volume
 
     base = subj.regridded(method.cfg.data.regrid)
+    if planes is not None and list(planes) != ["axial"]:
+        from .fusion import super_resolve_planes
+
+        sr, _, _ = super_resolve_planes(
+            method,
+            base,
+            planes=planes,
+            steps=entry.steps,
+            seed=seed,
+            batch=batch,
+            progress=progress,
+        )
+        return sr
     arr = sitk.GetArrayFromImage(base)  # (z, y, x), a copy
     sub = sitk.GetImageFromArray(np.ascontiguousarray(arr[subj.keep]))
     sub.SetSpacing(base.GetSpacing())
@@ -285,6 +330,8 @@ def evaluate(
     suite: MetricSuite | None = None,
     degradation: str = "resample",
     antialias: bool | None = None,
+    role: str = "test",
+    planes: Sequence[str] | None = None,
     log=print,
 ) -> pd.DataFrame:
     """Run every entry on every test subject (see the module docstring); returns the table.
@@ -296,7 +343,11 @@ def evaluate(
     (:data:`ressrdiff.data.degrade.DEGRADATIONS`; ``antialias=True`` is its older spelling of
     ``"acquisition"``); it is part of the cache key. A checkpoint trained on another degradation
     is evaluated all the same, with a one-line warning through ``log`` and its own recorded as
-    ``trained_degradation`` in the provenance.
+    ``trained_degradation`` in the provenance. ``role="val"`` scores the validation subjects
+    instead, where choices are made (the test subjects are scored once per final model).
+    ``planes`` (e.g. ``("axial", "coronal", "sagittal")``; None or ``("axial",)``: axial only)
+    super-resolves checkpoint entries with orthogonal-plane fusion; the scored slices stay axial.
+    Role and planes are part of the cache key.
     """
     from .inference import check_preset, load_sr_method
 
@@ -308,8 +359,12 @@ def evaluate(
     # -- every check first: nothing is written before all inputs have been read ----------------
     subjects = [
         _load_subject(e, preset, min_foreground, axis, max_slices, degradation)
-        for e in test_subjects(data)
+        for e in test_subjects(data, role=role)
     ]
+    if planes is not None:
+        from .fusion import parse_planes
+
+        planes = parse_planes(",".join(planes))
     suite = suite or MetricSuite()
     infos: dict[str, dict] = {}
     cached: dict[str, dict] = {}
@@ -323,6 +378,12 @@ def evaluate(
             "degradation": degradation,
             "antialias": degradation == "acquisition",  # the older key
             "seed": seed,
+            "role": role,
+            "planes": (
+                list(planes)
+                if entry.checkpoint and planes is not None and list(planes) != ["axial"]
+                else None
+            ),
             "min_foreground": min_foreground,
             "max_slices": max_slices,
             "ressrdiff": __version__,
@@ -368,7 +429,7 @@ def evaluate(
             vdir = out / "volumes" / subj.entry.subject
             vdir.mkdir(parents=True, exist_ok=True)
             start = time.perf_counter()
-            vol = _sr_volume(entry, subj, method, seed, batch, progress)
+            vol = _sr_volume(entry, subj, method, seed, batch, progress, planes)
             seconds = time.perf_counter() - start
             write_volume(vol, vdir / f"{entry.label}.nii.gz")
             df = _score(vol, subj, entry.label, suite)

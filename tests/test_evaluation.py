@@ -324,3 +324,37 @@ def test_cache_key_covers_ssim_pooling_degradation_and_missing_volumes(setup, tm
     assert (out / "volumes" / "s2" / "nearest.nii.gz").is_file()
     _, logs = _run(root, entries, out, degradation="acquisition")
     assert any("nearest: cached" in line for line in logs)
+
+
+def test_validation_role_and_plane_fusion(setup, tmp_path):
+    """``role="val"`` scores the validation subjects only; ``planes`` fuses per-plane SR of the
+    whole volume (the same volume :func:`super_resolve_planes` returns), recorded in the
+    provenance and in the cache key, while references ignore it."""
+    from ressrdiff.fusion import super_resolve_planes
+    from ressrdiff.inference import load_sr_method
+
+    root, ckpt = setup
+    rows = ["subject,hr_path,role", "s0,s0.nii.gz,train", "s1,s1.nii.gz,val", "s2,s2.nii.gz,test"]
+    (root / "roles.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    entries = [Entry("nearest"), Entry("bspline"), Entry("tiny", ckpt, steps=1)]
+    df, _ = _run(root, entries, out, data=root / "roles.csv", role="val")
+    assert set(df["subject"]) == {"s1"}
+    axial = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "volumes/s1/tiny.nii.gz")))
+    planes = ("axial", "coronal", "sagittal")
+    df3, logs = _run(root, entries, out, data=root / "roles.csv", role="val", planes=planes)
+    assert any("nearest: cached" in line for line in logs)  # a reference has no planes
+    assert not any("tiny: cached" in line for line in logs)
+    prov = json.loads((out / "metrics" / "tiny.json").read_text(encoding="utf-8"))
+    assert prov["planes"] == list(planes) and prov["role"] == "val"
+    fused = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "volumes/s1/tiny.nii.gz")))
+    assert not np.allclose(fused, axial)
+    method = load_sr_method(ckpt)
+    regrid = method.cfg.data.regrid  # the re-gridded input the method starts from
+    base = sitk.ReadImage(str(out / f"volumes/s1/{regrid}.nii.gz"))
+    want, _, _ = super_resolve_planes(method, base, planes=planes, steps=1, progress=False)
+    np.testing.assert_allclose(fused, sitk.GetArrayFromImage(want), atol=1e-4)
+    with pytest.raises(ValueError, match="no validation subject"):
+        _run(root, entries, tmp_path / "x", role="val")  # the setup manifest has none
+    with pytest.raises(ValueError, match="unknown plane"):
+        _run(root, entries, tmp_path / "y", planes=("axial", "oblique"))
