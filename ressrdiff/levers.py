@@ -37,7 +37,7 @@ def masked_psnr(a: Tensor | np.ndarray, b: Tensor | np.ndarray, mask: Tensor | n
     return float("inf") if mse == 0 else 10 * float(np.log10(4.0 / mse))
 
 
-Lever = dict  # keywords of _run: batch, bf16, channels_last, and super_resolve options
+Lever = dict  # keywords of _runner: batch, bf16, channels_last, threads, super_resolve options
 
 #: name -> settings; the first is the reference path.
 LEVERS: dict[str, Lever] = {
@@ -48,6 +48,26 @@ LEVERS: dict[str, Lever] = {
     "+ bf16 autocast": {"batch": 8, "inference_mode": True, "bf16": True},
     "whole slices (window=None), fp32": {"batch": 8, "inference_mode": True, "window": None},
     "whole slices, bf16": {"batch": 8, "inference_mode": True, "bf16": True, "window": None},
+    "whole slices, bf16, channels-last": {
+        "batch": 8,
+        "inference_mode": True,
+        "bf16": True,
+        "channels_last": True,
+        "window": None,
+    },
+    "whole slices, bf16, 16 slices/call": {
+        "batch": 16,
+        "inference_mode": True,
+        "bf16": True,
+        "window": None,
+    },
+    "whole slices, bf16, 1 thread": {
+        "batch": 8,
+        "inference_mode": True,
+        "bf16": True,
+        "window": None,
+        "threads": 1,
+    },
 }
 
 
@@ -57,10 +77,14 @@ def _runner(method: Method, x: Tensor, steps: int | None, lever: Lever) -> Calla
     bf16 = bool(opts.pop("bf16", False))
     fast = bool(opts.pop("inference_mode", False))
     cl = bool(opts.pop("channels_last", False))
+    threads = opts.pop("threads", None)
 
     def go() -> Tensor:
         outs = []
         with contextlib.ExitStack() as ctx:
+            if threads is not None:  # intra-op threads for this lever only
+                ctx.callback(torch.set_num_threads, torch.get_num_threads())
+                torch.set_num_threads(int(threads))
             ctx.enter_context(torch.inference_mode() if fast else torch.no_grad())
             ctx.enter_context(bf16_autocast(x.device, bf16))
             if cl:

@@ -40,3 +40,26 @@ def test_lever_table_reference_row_and_accuracy(monkeypatch):
     assert (df["s_per_256_slices"] == 256 * df["s_per_slice"]).all()
     bf16 = df.loc["+ bf16 autocast", "masked_psnr_vs_reference_db"]
     assert 20 < bf16 < math.inf  # bf16 changes the output, a little
+
+
+def test_thread_and_layout_levers_keep_the_output_and_restore_the_thread_count():
+    torch.manual_seed(0)
+    m = build_method(load_config("smoke").replace(**{"loss.lpips": "off"})).eval()
+    with torch.no_grad():
+        for p in m.net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    x = torch.rand(2, 1, 32, 32) * 2 - 1
+    mask = torch.ones_like(x, dtype=torch.bool)
+    fp32 = {"batch": 8, "inference_mode": True, "window": None}
+    levers = {
+        "whole, fp32": fp32,
+        "1 thread": {**fp32, "threads": 1},
+        "channels-last": {**fp32, "channels_last": True},
+    }
+    before = torch.get_num_threads()
+    df = lever_table(m, x, mask, steps=2, repeats=1, levers=levers).set_index("lever")
+    assert torch.get_num_threads() == before
+    assert df.loc["1 thread", "masked_psnr_vs_reference_db"] > 90  # fp32 rounding only
+    assert df.loc["channels-last", "masked_psnr_vs_reference_db"] > 90
+    assert all(p.is_contiguous() for p in m.net.parameters())  # the layout is put back
+    assert {"whole slices, bf16, 1 thread", "whole slices, bf16, channels-last"} <= set(LEVERS)
