@@ -9,6 +9,11 @@ on [-1, 1]; inf: identical). Every lever samples at ``temperature=0`` (no noise 
 :func:`ressrdiff.diffusion.sample`), so the output is a function of the input alone and only
 numerical differences separate the levers.
 
+``--onnx`` adds a lever that runs the U-Net as a graph exported with ``torch.onnx.export``
+(dynamo) under ONNX Runtime's CPU execution provider, fp32, when ``onnxruntime``, ``onnx`` and
+``onnxscript`` are installed (they are not dependencies of the package: see chapter 11 for why).
+The graph is exported once per input shape, in the warm-up, and the export time is printed.
+
 Part 2, ``--volume``: the whole validation head (256 axial slices), its LR simulated with the
 model's degradation, super-resolved by :func:`ressrdiff.inference.super_resolve_volume` as
 ``ressrdiff sr`` does: the reference path (``--reference-path``: fp32, every slice) against the
@@ -22,8 +27,10 @@ to [-1, 1] by the HR's 0.5/99.5 percentiles in the mask) against the reference o
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pandas as pd
 import SimpleITK as sitk
@@ -33,18 +40,74 @@ from ressrdiff.devices import cpu_has_native_bf16
 from ressrdiff.diagnosis import degrade_like, percentile_unit, split_volume
 from ressrdiff.fusion import super_resolve_planes
 from ressrdiff.inference import super_resolve_volume
-from ressrdiff.levers import lever_table, masked_psnr, validation_input
+from ressrdiff.levers import LEVERS, lever_table, masked_psnr, validation_input
 from ressrdiff.methods import load_method
 from ressrdiff.timing import machine_description
 
 SIZE = 256
 
 
+class OrtNet(torch.nn.Module):
+    """``net(x, x_lr, t)`` run by ONNX Runtime (CPU execution provider, ``threads`` intra-op
+    threads): ``net`` is exported once per input shape on first use (``export_seconds`` sums
+    those exports)."""
+
+    def __init__(self, net: torch.nn.Module, folder: Path, threads: int):
+        super().__init__()
+        import onnxruntime as ort
+
+        self.ort, self.net_ref, self.folder = ort, [net], folder  # a list: not a submodule
+        self.threads, self.sessions, self.export_seconds = threads, {}, 0.0
+
+    def _session(self, x: torch.Tensor, x_lr: torch.Tensor, t: torch.Tensor):
+        key = tuple(x.shape)
+        if key not in self.sessions:
+            t0 = time.perf_counter()
+            path = self.folder / f"unet-{'x'.join(map(str, key))}.onnx"
+            torch.onnx.export(
+                self.net_ref[0],
+                (x.float(), x_lr.float(), t),
+                str(path),
+                dynamo=True,
+                input_names=["x", "x_lr", "t"],
+                verbose=False,
+            )
+            so = self.ort.SessionOptions()
+            so.intra_op_num_threads, so.inter_op_num_threads = self.threads, 1
+            self.sessions[key] = self.ort.InferenceSession(
+                str(path), so, providers=["CPUExecutionProvider"]
+            )
+            self.export_seconds += time.perf_counter() - t0
+        return self.sessions[key]
+
+    def forward(self, x: torch.Tensor, x_lr: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        sess = self._session(x, x_lr, t)
+        feed = {"x": x.float().numpy(), "x_lr": x_lr.float().numpy(), "t": t.numpy()}
+        return torch.from_numpy(sess.run(None, feed)[0])
+
+
 def slice_levers(m, a) -> pd.DataFrame:
     x, mask = validation_input(m, a.slices, SIZE)
     if not cpu_has_native_bf16():
         print("note: this CPU has no native bf16; the bf16 rows run in fp32")
-    return lever_table(m, x, mask, steps=a.steps, repeats=a.repeats)
+    levers = dict(LEVERS)
+    ort_net = None
+    if a.onnx:
+        try:
+            ort_net = OrtNet(m.net, Path(tempfile.mkdtemp(prefix="ressrdiff-onnx-")), a.threads)
+        except ImportError as err:
+            print(f"note: --onnx needs onnxruntime, onnx and onnxscript ({err}); row skipped")
+        else:
+            levers["whole slices, ONNX Runtime fp32"] = {
+                "batch": 8,
+                "inference_mode": True,
+                "window": None,
+                "net": ort_net,
+            }
+    df = lever_table(m, x, mask, steps=a.steps, repeats=a.repeats, levers=levers)
+    if ort_net is not None:
+        print(f"ONNX export + session setup (once per shape): {ort_net.export_seconds:.1f} s")
+    return df
 
 
 def volume_levers(m, a) -> pd.DataFrame:
@@ -101,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-slices", dest="slice_levers", action="store_false")
+    ap.add_argument("--onnx", action="store_true", help="add the ONNX Runtime lever")
     ap.add_argument("--volume", action="store_true", help="part 2: the whole validation head")
     ap.add_argument("--fusion", action="store_true", help="part 2 adds 3-plane fusion")
     ap.add_argument("--slab", type=int, default=0, help="part 2 on this many central slices")

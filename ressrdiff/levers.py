@@ -37,7 +37,9 @@ def masked_psnr(a: Tensor | np.ndarray, b: Tensor | np.ndarray, mask: Tensor | n
     return float("inf") if mse == 0 else 10 * float(np.log10(4.0 / mse))
 
 
-Lever = dict  # keywords of _runner: batch, bf16, channels_last, threads, super_resolve options
+#: keywords of _runner: batch, bf16, channels_last, threads, ``net`` (a module that stands in
+#: for the method's network while the lever runs, e.g. an exported graph), super_resolve options
+Lever = dict
 
 #: name -> settings; the first is the reference path.
 LEVERS: dict[str, Lever] = {
@@ -78,10 +80,14 @@ def _runner(method: Method, x: Tensor, steps: int | None, lever: Lever) -> Calla
     fast = bool(opts.pop("inference_mode", False))
     cl = bool(opts.pop("channels_last", False))
     threads = opts.pop("threads", None)
+    stand_in = opts.pop("net", None)
 
     def go() -> Tensor:
         outs = []
         with contextlib.ExitStack() as ctx:
+            if stand_in is not None:
+                ctx.callback(setattr, method, "net", method.net)
+                method.net = stand_in
             if threads is not None:  # intra-op threads for this lever only
                 ctx.callback(torch.set_num_threads, torch.get_num_threads())
                 torch.set_num_threads(int(threads))
