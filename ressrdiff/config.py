@@ -19,6 +19,7 @@ from .schedule import PRESETS, Schedule, preset
 
 __all__ = [
     "ConfigError",
+    "PLANE_NAMES",
     "ScheduleConfig",
     "LossConfig",
     "DataConfig",
@@ -211,6 +212,11 @@ class TrainConfig:
             raise ConfigError(f"train.device must be auto, cpu or cuda, got {self.device!r}")
 
 
+#: anatomical plane names ``infer.planes`` accepts (:data:`ressrdiff.fusion.PLANES` maps each to
+#: its physical axis)
+PLANE_NAMES = ("sagittal", "coronal", "axial")
+
+
 @dataclass
 class InferConfig:
     """How the network is evaluated at inference (:mod:`ressrdiff.tiling`). ``window``: None
@@ -220,15 +226,19 @@ class InferConfig:
     ``stochasticity``: how much fresh noise each of Res-SRDiff's reverse steps draws
     (:func:`ressrdiff.diffusion.reverse_step`; 1, the default, is Algorithm 2 as published, 0 a
     deterministic chain); ``temperature`` scales every noise draw of the sampler, x_T's
-    included (1, the default, is Algorithm 2; 0 starts at x_LR and draws no noise). Left out
-    of :meth:`RunConfig.to_dict` while all defaults (``stochasticity`` and ``temperature``
-    while 1), so older configs still compare equal."""
+    included (1, the default, is Algorithm 2; 0 starts at x_LR and draws no noise).
+    ``planes``: the anatomical planes a whole volume is super-resolved across and averaged over
+    by default (:mod:`ressrdiff.fusion`; e.g. ``[axial, coronal, sagittal]``; None, the default:
+    one plane, the training axis). Left out of :meth:`RunConfig.to_dict` while all defaults
+    (``stochasticity`` and ``temperature`` while 1, ``planes`` while None), so older configs
+    still compare equal."""
 
     window: int | str | None = None
     overlap: float = 0.5
     sw_batch_size: int = 8
     stochasticity: float = 1.0
     temperature: float = 1.0
+    planes: list[str] | None = None
 
     def __post_init__(self) -> None:
         w = self.window
@@ -247,6 +257,17 @@ class InferConfig:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
                 raise ConfigError(f"infer.{name} must be in [0, 1], got {v!r}")
             setattr(self, name, float(v))
+        if self.planes is not None:
+            names = PLANE_NAMES
+            ok = isinstance(self.planes, (list, tuple)) and self.planes
+            if not ok or any(p not in names for p in self.planes):
+                raise ConfigError(
+                    f"infer.planes must be null or a list of {', '.join(names)}, "
+                    f"got {self.planes!r}"
+                )
+            if len(set(self.planes)) != len(self.planes):
+                raise ConfigError(f"infer.planes names a plane twice: {self.planes!r}")
+            self.planes = list(self.planes)
 
 
 @dataclass
@@ -302,7 +323,10 @@ class RunConfig:
         for k in sampler:
             if d["infer"][k] == 1.0:
                 del d["infer"][k]
-        if d["infer"] == {k: v for k, v in asdict(InferConfig()).items() if k not in sampler}:
+        if d["infer"]["planes"] is None:  # omitted while None, as before it existed
+            del d["infer"]["planes"]
+        later = (*sampler, "planes")
+        if d["infer"] == {k: v for k, v in asdict(InferConfig()).items() if k not in later}:
             del d["infer"]
         return d
 

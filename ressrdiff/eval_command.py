@@ -89,7 +89,8 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
         "--planes",
         default=None,
         help="orthogonal-plane fusion for checkpoint entries, e.g. axial,coronal,sagittal (the "
-        "voxel-wise mean; the whole volume is super-resolved per plane); default axial only",
+        "voxel-wise mean; the whole volume is super-resolved per plane), or axial alone; "
+        "default: each checkpoint's infer.planes, as ressrdiff sr",
     )
     e.add_argument("--seed", type=int, default=0)
     e.add_argument(

@@ -345,9 +345,10 @@ def evaluate(
     is evaluated all the same, with a one-line warning through ``log`` and its own recorded as
     ``trained_degradation`` in the provenance. ``role="val"`` scores the validation subjects
     instead, where choices are made (the test subjects are scored once per final model).
-    ``planes`` (e.g. ``("axial", "coronal", "sagittal")``; None or ``("axial",)``: axial only)
-    super-resolves checkpoint entries with orthogonal-plane fusion; the scored slices stay axial.
-    Role and planes are part of the cache key.
+    ``planes`` (e.g. ``("axial", "coronal", "sagittal")``; ``("axial",)``: axial only; None:
+    each checkpoint's own ``infer.planes``, as ``ressrdiff sr`` does) super-resolves checkpoint
+    entries with orthogonal-plane fusion; the scored slices stay axial. Role and planes are part
+    of the cache key.
     """
     from .inference import check_preset, load_sr_method
 
@@ -370,6 +371,12 @@ def evaluate(
     cached: dict[str, dict] = {}
     methods: dict[str, object] = {}
     for entry in entries:
+        method, fused = None, None
+        if entry.checkpoint is not None:
+            method = load_sr_method(entry.checkpoint, device=device)
+            check_preset(method, preset, entry.checkpoint)
+            fused = list(planes) if planes is not None else method.cfg.infer.planes
+            fused = None if fused in (None, ["axial"]) else list(fused)
         info = {
             "entry": asdict(entry),
             "checkpoint_sha256": file_sha256(entry.checkpoint) if entry.checkpoint else None,
@@ -379,11 +386,7 @@ def evaluate(
             "antialias": degradation == "acquisition",  # the older key
             "seed": seed,
             "role": role,
-            "planes": (
-                list(planes)
-                if entry.checkpoint and planes is not None and list(planes) != ["axial"]
-                else None
-            ),
+            "planes": fused,
             "min_foreground": min_foreground,
             "max_slices": max_slices,
             "ressrdiff": __version__,
@@ -396,9 +399,7 @@ def evaluate(
         old = _cached(info, out, entry.label, subjects)
         if old is not None:
             cached[entry.label] = old
-        elif entry.checkpoint is not None:
-            method = load_sr_method(entry.checkpoint, device=device)
-            check_preset(method, preset, entry.checkpoint)
+        elif method is not None:
             methods[entry.label] = method
 
     # -- compute what is not cached ----------------------------------------------------------
@@ -429,7 +430,7 @@ def evaluate(
             vdir = out / "volumes" / subj.entry.subject
             vdir.mkdir(parents=True, exist_ok=True)
             start = time.perf_counter()
-            vol = _sr_volume(entry, subj, method, seed, batch, progress, planes)
+            vol = _sr_volume(entry, subj, method, seed, batch, progress, info["planes"])
             seconds = time.perf_counter() - start
             write_volume(vol, vdir / f"{entry.label}.nii.gz")
             df = _score(vol, subj, entry.label, suite)

@@ -40,6 +40,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
         infer["stochasticity"] = args.infer_stochasticity
     if args.infer_temperature is not None:
         infer["temperature"] = args.infer_temperature
+    if args.infer_planes is not None:
+        from .fusion import parse_planes
+
+        infer["planes"] = None if args.infer_planes == "none" else parse_planes(args.infer_planes)
     entry = export_model(
         ckpt, args.output, dtype=args.dtype, weights=args.weights, infer=infer or None
     )
@@ -70,6 +74,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             if args.infer_temperature is not None
             else ""
         )
+        + (f" --infer-planes {args.infer_planes}" if args.infer_planes is not None else "")
     )
     msg = (
         f"wrote {args.output} ({entry['bytes'] / 1e6:.2f} MB, {entry['dtype']}, "
@@ -123,6 +128,11 @@ def add_export_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
         type=float,
         help="scale of every noise draw of Res-SRDiff's sampler, x_T's included, in [0, 1]: 1 is "
         "Algorithm 2, 0 starts at x_LR without noise; recorded in its config",
+    )
+    e.add_argument(
+        "--infer-planes",
+        help="the planes ressrdiff sr fuses by default for a whole volume, e.g. "
+        "axial,coronal,sagittal, or none (one plane); recorded in its config",
     )
     e.set_defaults(func=_cmd_export)
     return e

@@ -21,14 +21,16 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from .config import PLANE_NAMES
 from .data.degrade import regrid
 from .inference import check_preset, hr_reference, super_resolve_volume
 from .methods.base import Method
 
 __all__ = ["PLANES", "COMBINE", "plane_axis", "parse_planes", "super_resolve_planes"]
 
-#: anatomical plane -> the physical axis (ITK's LPS x, y, z) its slices are cut across
-PLANES: dict[str, int] = {"sagittal": 0, "coronal": 1, "axial": 2}
+#: anatomical plane -> the physical axis (ITK's LPS x, y, z) its slices are cut across:
+#: sagittal 0, coronal 1, axial 2
+PLANES: dict[str, int] = {name: axis for axis, name in enumerate(PLANE_NAMES)}
 #: how the per-plane volumes are combined
 COMBINE = ("mean", "median")
 

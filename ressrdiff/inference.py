@@ -367,7 +367,9 @@ def super_resolve_file(
     without ``input_is_lr``); default: :func:`warnings.warn`. ``planes`` (e.g. ``["axial",
     "coronal", "sagittal"]``) super-resolves across each anatomical plane and combines them
     (``combine``: mean or median; :func:`ressrdiff.fusion.super_resolve_planes`) instead of
-    slicing along ``axis``. Other arguments as in :func:`super_resolve_volume`.
+    slicing along ``axis``; when neither is given, the checkpoint's ``infer.planes`` (the
+    fusion chosen for it on the validation head) applies, or, when that is None, its training
+    axis. Other arguments as in :func:`super_resolve_volume`.
     """
     if warn is None:
 
@@ -418,6 +420,8 @@ def super_resolve_file(
         if hint:
             warn(f"{input_path}: {hint}")
     ax = method.cfg.data.axis if axis is None else axis
+    if planes is None and axis is None:
+        planes = method.cfg.infer.planes  # the model's own default (None: one plane)
     stats: dict[str, int] = {}
     t1 = time.perf_counter()
     common: dict[str, Any] = dict(

@@ -102,7 +102,9 @@ def add_sr_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     s.add_argument(
         "--planes",
         help="orthogonal-plane fusion: super-resolve across each of these planes "
-        "(comma-separated: axial,coronal,sagittal) and combine; costs one pass per plane",
+        "(comma-separated: axial,coronal,sagittal) and combine; costs one pass per plane. "
+        "Default: the checkpoint's infer.planes (the shipped default model: all three), else "
+        "one plane; --planes axial (or --axis) runs one plane",
     )
     s.add_argument(
         "--combine",

@@ -105,3 +105,50 @@ def test_sr_planes_on_the_command_line(method, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "'oblique'" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "x.nii.gz").exists()
+
+
+def test_a_model_that_records_planes_is_fused_by_default(method, tmp_path, capsys):
+    """``infer.planes`` in a shipped model is what ``ressrdiff sr`` fuses when neither --planes
+    nor --axis is given; --planes axial or --axis runs one plane. The same volume as asking for
+    the planes by name."""
+    ck = method.checkpoint_file
+    shipped = tmp_path / "m.safetensors"
+    assert (
+        cli_main(["export", ck, "-o", str(shipped), "--infer-planes", "axial,coronal,sagittal"])
+        == 0
+    )
+    assert load_method(shipped).cfg.infer.planes == ["axial", "coronal", "sagittal"]
+    inp = tmp_path / "in.nii.gz"
+    sitk.WriteImage(_volume(), str(inp))
+    capsys.readouterr()
+    runs = {
+        "default": [],
+        "named": ["--planes", "axial,coronal,sagittal"],
+        "one": ["--planes", "axial"],
+        "axis": ["--axis", "z"],
+    }
+    vols = {}
+    for name, extra in runs.items():
+        out = tmp_path / f"{name}.nii.gz"
+        argv = ["sr", str(inp), "-o", str(out), "--checkpoint", str(shipped), "--steps", "1"]
+        assert cli_main([*argv, "--quiet", "--device", "cpu", *extra]) == 0
+        said = capsys.readouterr().out
+        assert ("mean of 3 planes" in said) == (name in ("default", "named"))
+        vols[name] = sitk.GetArrayFromImage(sitk.ReadImage(str(out)))
+    np.testing.assert_array_equal(vols["default"], vols["named"])
+    np.testing.assert_array_equal(vols["one"], vols["axis"])
+    assert not np.array_equal(vols["default"], vols["one"])
+
+
+def test_infer_planes_in_a_config_are_checked_and_omitted_while_none():
+    from ressrdiff.config import PLANE_NAMES, ConfigError, load_config
+    from ressrdiff.fusion import PLANES
+
+    assert set(PLANE_NAMES) == set(PLANES)
+    cfg = load_config("smoke")
+    assert cfg.infer.planes is None and "planes" not in cfg.to_dict().get("infer", {})
+    fused = cfg.replace(**{"infer.planes": ["axial", "sagittal"]})
+    assert fused.to_dict()["infer"]["planes"] == ["axial", "sagittal"]
+    for bad in (["axial", "oblique"], ["axial", "axial"], [], "axial"):
+        with pytest.raises(ConfigError, match="infer.planes"):
+            cfg.replace(**{"infer.planes": bad})
