@@ -17,9 +17,11 @@ The graph is exported once per input shape, in the warm-up, and the export time 
 Part 2, ``--volume``: the whole validation head (256 axial slices), its LR simulated with the
 model's degradation, super-resolved by :func:`ressrdiff.inference.super_resolve_volume` as
 ``ressrdiff sr`` does: the reference path (``--reference-path``: fp32, every slice) against the
-default path (bf16 where native, background slices copied), and with ``--fusion`` the default
-path across three planes. Wall seconds per volume, and masked PSNR (brain mask, the volume mapped
-to [-1, 1] by the HR's 0.5/99.5 percentiles in the mask) against the reference output.
+fast path (bf16 where native, background slices copied) on one plane (``ressrdiff sr --planes
+axial``), and with ``--fusion`` across three planes (``ressrdiff sr``'s default for a model whose
+``infer.planes`` names them, as the shipped default model's does). Wall seconds per volume,
+and masked PSNR (brain mask, the volume mapped to [-1, 1] by the HR's 0.5/99.5 percentiles in
+the mask) against the reference output. ``--json`` writes every table with its setting.
 
     python benchmarks/bench_cpu_levers.py models/acquisition-cpu-exposure.safetensors --volume
 """
@@ -27,6 +29,8 @@ to [-1, 1] by the HR's 0.5/99.5 percentiles in the mask) against the reference o
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -36,6 +40,7 @@ import pandas as pd
 import SimpleITK as sitk
 import torch
 
+from ressrdiff.atomic import text_output, write_files
 from ressrdiff.devices import cpu_has_native_bf16
 from ressrdiff.diagnosis import degrade_like, percentile_unit, split_volume
 from ressrdiff.fusion import super_resolve_planes
@@ -105,7 +110,9 @@ def slice_levers(m, a) -> pd.DataFrame:
                 "net": ort_net,
             }
     df = lever_table(m, x, mask, steps=a.steps, repeats=a.repeats, levers=levers)
+    a.onnx_export_s = None
     if ort_net is not None:
+        a.onnx_export_s = ort_net.export_seconds
         print(f"ONNX export + session setup (once per shape): {ort_net.export_seconds:.1f} s")
     return df
 
@@ -124,14 +131,14 @@ def volume_levers(m, a) -> pd.DataFrame:
         "reference path (fp32, every slice)": lambda st: super_resolve_volume(
             m, lr, bf16=False, skip_background=False, stats=st, **common
         )[0],
-        "default path (bf16 if native, background copied)": lambda st: super_resolve_volume(
+        "one plane (bf16 if native, background copied)": lambda st: super_resolve_volume(
             m, lr, stats=st, **common
         )[0],
     }
     if a.fusion:
-        paths["default path, 3-plane mean fusion"] = lambda st: super_resolve_planes(
-            m, lr, stats=st, **common
-        )[0]
+        paths["3-plane mean fusion (sr default with infer.planes)"] = lambda st: (
+            super_resolve_planes(m, lr, stats=st, **common)[0]
+        )
     rows, ref = [], None
     for name, fn in paths.items():
         st: dict[str, int] = {}
@@ -152,7 +159,8 @@ def volume_levers(m, a) -> pd.DataFrame:
         )
     df = pd.DataFrame(rows)
     df["ratio"] = df["s_per_volume"].iloc[0] / df["s_per_volume"]
-    print(f"volume: {subject} (validation), {'x'.join(map(str, hr.GetSize()))}")
+    a.volume_subject = f"{subject} (validation), {'x'.join(map(str, hr.GetSize()))}"
+    print(f"volume: {a.volume_subject}")
     return df
 
 
@@ -168,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--volume", action="store_true", help="part 2: the whole validation head")
     ap.add_argument("--fusion", action="store_true", help="part 2 adds 3-plane fusion")
     ap.add_argument("--slab", type=int, default=0, help="part 2 on this many central slices")
+    ap.add_argument("--json", type=Path, help="also write the tables and the setting here")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     m = load_method(a.checkpoint, device="cpu")
@@ -176,12 +185,31 @@ def main(argv: list[str] | None = None) -> int:
         f"{a.checkpoint}: K={a.steps}, {a.threads} threads, {machine_description()}, native "
         f"bf16: {cpu_has_native_bf16()}; model infer window: {m.cfg.infer.window}"
     )
+    result: dict = {
+        "checkpoint": a.checkpoint,
+        "steps": a.steps,
+        "threads": a.threads,
+        "interop_threads": torch.get_num_interop_threads(),
+        "machine": machine_description(),
+        "native_bf16": cpu_has_native_bf16(),
+        "torch": torch.__version__,
+        "command": "python benchmarks/bench_cpu_levers.py " + " ".join(argv or sys.argv[1:]),
+    }
     if a.slice_levers:
         df = slice_levers(m, a)
         print(f"{a.slices} slices of {SIZE}x{SIZE}; median of {a.repeats} after a warm-up")
         print(df.round(3).to_string(index=False))
+        result.update(slices=a.slices, size=SIZE, repeats=a.repeats)
+        result["levers"] = df.to_dict(orient="records")
+        result["onnx_export_s"] = a.onnx_export_s
     if a.volume:
-        print(volume_levers(m, a).round(3).to_string(index=False))
+        vol = volume_levers(m, a)
+        print(vol.round(3).to_string(index=False))
+        result["volume"] = vol.to_dict(orient="records")
+        result["volume_subject"] = a.volume_subject
+    if a.json:
+        write_files([text_output(a.json, json.dumps(result, indent=1, default=float))])
+        print(f"wrote {a.json}")
     return 0
 
 
