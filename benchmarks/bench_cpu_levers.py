@@ -129,7 +129,7 @@ def volume_levers(m, a) -> pd.DataFrame:
     common = dict(steps=a.steps, progress=False, device="cpu")
     paths: dict[str, Callable[[dict], sitk.Image]] = {
         "reference path (fp32, every slice)": lambda st: super_resolve_volume(
-            m, lr, bf16=False, skip_background=False, stats=st, **common
+            m, lr, bf16=False, skip_background=False, channels_last=False, stats=st, **common
         )[0],
         "one plane (bf16 if native, background copied)": lambda st: super_resolve_volume(
             m, lr, stats=st, **common

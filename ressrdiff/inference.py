@@ -46,7 +46,7 @@ from .data.io import (
 )
 from .data.masks import otsu_mask
 from .data.slices import image_axis_to_numpy
-from .devices import bf16_autocast, resolve_device
+from .devices import bf16_autocast, channels_last_networks, resolve_device
 from .methods import Method, load_method
 from .progress import progress_enabled
 
@@ -175,6 +175,7 @@ def super_resolve_volume(
     stats: dict[str, int] | None = None,
     sr_options: dict[str, Any] | None = None,
     skip_background: bool = True,
+    channels_last: bool = True,
 ) -> tuple[sitk.Image, sitk.Image | None]:
     """Super-resolve a 3-D volume slice by slice; returns ``(sr, std)`` (float32, HR grid).
 
@@ -187,7 +188,9 @@ def super_resolve_volume(
     mean and ``std`` the pixel-wise standard deviation in the input's units (else ``std`` is
     None). Deterministic for a given ``seed``, ``batch`` and device. ``device`` (default: where
     the method is) moves the method there if needed; ``bf16`` samples under bf16 autocast on
-    CUDA and on CPUs with native bf16 (:func:`ressrdiff.devices.bf16_autocast`), else fp32.
+    CUDA and on CPUs with native bf16 (:func:`ressrdiff.devices.bf16_autocast`), else fp32;
+    ``channels_last`` runs the networks in channels-last memory format
+    (:func:`ressrdiff.devices.channels_last_networks`; both off: the reference path).
     ``checkpoint`` names the checkpoint in errors (default ``method.checkpoint_path``); a
     ``stats`` dict receives the number of ``slices`` and of ``network_slices`` (sampled).
     ``sr_options`` are keywords of ``method.super_resolve`` (e.g. ``window=None`` for
@@ -245,7 +248,8 @@ def super_resolve_volume(
         leave=False,
     )
     try:
-        with bf16_autocast(dev, bf16):
+        nets = method.networks().values()
+        with bf16_autocast(dev, bf16), channels_last_networks(nets, channels_last):
             for start in range(0, active.size, per_pass):
                 idx = active[start : start + per_pass]
                 x_lr = torch.from_numpy(y[idx][:, None]).to(dev)
@@ -354,6 +358,7 @@ def super_resolve_file(
     planes: Sequence[str] | None = None,
     combine: str = "mean",
     skip_background: bool = True,
+    channels_last: bool = True,
 ) -> SRReport:
     """Read ``input_path``, super-resolve it with ``checkpoint`` and write ``output_path``.
 
@@ -438,6 +443,7 @@ def super_resolve_file(
         stats=stats,
         sr_options=sr_options,
         skip_background=skip_background,
+        channels_last=channels_last,
     )
     if planes:
         from .fusion import super_resolve_planes  # fusion builds on this module

@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from .devices import bf16_autocast
+from .devices import bf16_autocast, channels_last_networks
 from .methods.base import Method
 
 __all__ = ["LEVERS", "Lever", "default_lever", "lever_table", "masked_psnr", "validation_input"]
@@ -41,35 +41,27 @@ def masked_psnr(a: Tensor | np.ndarray, b: Tensor | np.ndarray, mask: Tensor | n
 #: for the method's network while the lever runs, e.g. an exported graph), super_resolve options
 Lever = dict
 
-#: name -> settings; the first is the reference path.
+_W = {"batch": 8, "inference_mode": True, "window": None}  # whole-slice network calls
+_FAST = {**_W, "bf16": True, "channels_last": True}  # the default path for whole slices
+
+#: name -> settings; the first is the reference path. The windowed rows run the model's own
+#: ``infer`` window setting, the others whole slices.
 LEVERS: dict[str, Lever] = {
     "reference (fp32, no_grad, 1 slice/call)": {},
     "inference_mode, 8 slices/call": {"batch": 8, "inference_mode": True},
     "+ 64 windows/call": {"batch": 8, "inference_mode": True, "sw_batch_size": 64},
-    "+ channels-last": {"batch": 8, "inference_mode": True, "channels_last": True},
-    "+ bf16 autocast": {"batch": 8, "inference_mode": True, "bf16": True},
-    "whole slices (window=None), fp32": {"batch": 8, "inference_mode": True, "window": None},
-    "whole slices, bf16": {"batch": 8, "inference_mode": True, "bf16": True, "window": None},
-    "whole slices, bf16, channels-last": {
+    "8 slices/call, channels-last": {"batch": 8, "inference_mode": True, "channels_last": True},
+    "8 slices/call, channels-last, bf16": {
         "batch": 8,
         "inference_mode": True,
-        "bf16": True,
         "channels_last": True,
-        "window": None,
-    },
-    "whole slices, bf16, 16 slices/call": {
-        "batch": 16,
-        "inference_mode": True,
         "bf16": True,
-        "window": None,
     },
-    "whole slices, bf16, 1 thread": {
-        "batch": 8,
-        "inference_mode": True,
-        "bf16": True,
-        "window": None,
-        "threads": 1,
-    },
+    "whole slices (window=None), fp32": _W,
+    "whole slices, bf16": {**_W, "bf16": True},
+    "whole slices, bf16, channels-last": _FAST,
+    "whole slices, bf16, channels-last, 16 slices/call": {**_FAST, "batch": 16},
+    "whole slices, bf16, channels-last, 1 thread": {**_FAST, "threads": 1},
 }
 
 
@@ -93,15 +85,7 @@ def _runner(method: Method, x: Tensor, steps: int | None, lever: Lever) -> Calla
                 torch.set_num_threads(int(threads))
             ctx.enter_context(torch.inference_mode() if fast else torch.no_grad())
             ctx.enter_context(bf16_autocast(x.device, bf16))
-            if cl:
-                for net in method.networks().values():
-                    net.to(memory_format=torch.channels_last)
-                ctx.callback(
-                    lambda: [
-                        net.to(memory_format=torch.contiguous_format)
-                        for net in method.networks().values()
-                    ]
-                )
+            ctx.enter_context(channels_last_networks(method.networks().values(), cl))
             for part in x.split(batch):
                 outs.append(method.super_resolve(part, steps=steps, temperature=0.0, **opts))
         return torch.cat(outs).float()
@@ -164,5 +148,7 @@ def validation_input(method: Method, n: int, size: int = 256) -> tuple[Tensor, T
 
 def default_lever(method: Method) -> str:
     """The row of :data:`LEVERS` that ``ressrdiff sr``'s default path runs for ``method``:
-    bf16 (where native) on the model's own window setting."""
-    return "whole slices, bf16" if method.cfg.infer.window is None else "+ bf16 autocast"
+    bf16 (where native) and channels-last on the model's own window setting."""
+    if method.cfg.infer.window is None:
+        return "whole slices, bf16, channels-last"
+    return "8 slices/call, channels-last, bf16"

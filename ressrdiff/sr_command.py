@@ -23,8 +23,9 @@ interpolator. Each slice is min-max normalised to [-1, 1] as in training and the
 returned in the input's intensity units, on the HR grid (spacing, origin, direction).
 Constant slices, and slices with no foreground (the volume's Otsu mask, one slice of margin),
 are copied unchanged. On the CPU with native bf16 (avx512_bf16/amx_bf16) and on CUDA the
-network runs under bf16 autocast; --reference-path samples every slice in fp32 instead (the
-path the speed-ups are measured against: benchmarks/bench_cpu_levers.py).
+network runs under bf16 autocast, in channels-last memory format; --reference-path samples
+every slice in fp32, contiguous, instead (the path the speed-ups are measured against:
+benchmarks/bench_cpu_levers.py).
 
 A checkpoint is trained on one degradation (its config's data.degradation: resample, the
 paper's point sampling, or acquisition, the large voxel averaging what it covers); the summary
@@ -122,7 +123,8 @@ def add_sr_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     s.add_argument(
         "--reference-path",
         action="store_true",
-        help="fp32 and every non-constant slice sampled, background included (slower)",
+        help="fp32, contiguous memory format and every non-constant slice sampled, background "
+        "included (slower)",
     )
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=run_sr)
@@ -217,6 +219,7 @@ def run_sr(args: argparse.Namespace) -> int:
         device=args.device,
         bf16=args.bf16 and not args.reference_path,
         skip_background=not args.reference_path,
+        channels_last=not args.reference_path,
         input_is_lr=args.lr,
         preset=args.preset,
         progress=not args.quiet,

@@ -152,3 +152,13 @@ def test_infer_planes_in_a_config_are_checked_and_omitted_while_none():
     for bad in (["axial", "oblique"], ["axial", "axial"], [], "axial"):
         with pytest.raises(ConfigError, match="infer.planes"):
             cfg.replace(**{"infer.planes": bad})
+
+
+def test_channels_last_changes_a_volume_by_rounding_only(method):
+    img = _volume()
+    kw = dict(steps=2, progress=False, batch=4, bf16=False)
+    a, _ = super_resolve_volume(method, img, channels_last=False, **kw)
+    b, _ = super_resolve_volume(method, img, channels_last=True, **kw)
+    a, b = sitk.GetArrayFromImage(a), sitk.GetArrayFromImage(b)
+    assert np.abs(a - b).max() <= 1e-4 * (a.max() - a.min())
+    assert all(p.is_contiguous() for p in method.parameters())
