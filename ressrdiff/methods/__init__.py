@@ -8,6 +8,7 @@ from . import bicubic  # noqa: F401  (registers "bicubic")
 from . import pix2pix  # noqa: F401  (registers "pix2pix")
 from . import cyclegan  # noqa: F401  (registers "cyclegan")
 from . import spsr  # noqa: F401  (registers "spsr")
+from . import regression  # noqa: F401  (registers "regression")
 
 # isort: on
 from .base import METHODS, Method, build_method, register
