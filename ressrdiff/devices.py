@@ -83,8 +83,8 @@ def bf16_autocast(
     only with native bf16 (:func:`cpu_has_native_bf16`); otherwise a no-op context (fp32).
 
     On the 2-core AMD EPYC (avx512_bf16) it speeds the default model's K=4 sampling of 256 x 256
-    slices up about 1.7x, with a masked PSNR of 59 dB against the fp32 output
-    (``benchmarks/bench_cpu_levers.py``)."""
+    slices, 8 per call, from 1.44 to 0.67 s per slice, with a masked PSNR of 60 dB against the
+    fp32 output (``benchmarks/results/cpu-levers-acquisition-cpu-exposure.txt``)."""
     if wanted and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     if wanted and device.type == "cpu" and cpu_has_native_bf16():
@@ -99,8 +99,8 @@ def channels_last_networks(networks: Iterable[torch.nn.Module], wanted: bool = T
     every network is put back in the contiguous format. A no-op when not ``wanted``.
 
     Under bf16 autocast on the 2-core AMD EPYC (avx512_bf16) it speeds the default model's K=4
-    sampling of 256 x 256 slices from 0.59 to 0.38 s per slice, with a masked PSNR of 58 dB
-    against the fp32 output (``benchmarks/bench_cpu_levers.py``)."""
+    sampling of 256 x 256 slices from 0.67 to 0.45 s per slice, with a masked PSNR of 60 dB
+    against the fp32 output (``benchmarks/results/cpu-levers-acquisition-cpu-exposure.txt``)."""
     nets = list(networks) if wanted else []
     try:
         for net in nets:
