@@ -53,6 +53,7 @@ __all__ = [
     "read_ratings",
     "pending_ids",
     "RatingApp",
+    "widget_snapshot_html",
     "rating_app",
     "simulate_ratings",
     "long_ratings",
@@ -419,6 +420,53 @@ def rating_app(
     if "method" in sheet.columns:
         raise ValueError("the sheet shows the method; pass the blinded sheet, not the key")
     return RatingApp(sheet, images_loader, out_csv, vmin, vmax)
+
+
+def widget_snapshot_html(widget: Any, image_width: int = 256) -> str:
+    """A static HTML rendering of an ipywidgets tree as it stands (its boxes, images, HTML,
+    labels, buttons and toggle buttons, with their current values), for a page without a
+    kernel, where the live widget cannot draw itself. Written here because ipywidgets' own
+    static embedding needs the widget state saved into the notebook, which papermill runs do
+    not do; this renders the same widget objects the rater uses, with nothing to click."""
+    import base64
+    import html as h
+
+    import ipywidgets as w
+
+    def render(x: Any) -> str:
+        if isinstance(x, w.Box):
+            row = isinstance(x, w.HBox)
+            style = f"display:flex;flex-direction:{'row' if row else 'column'};gap:6px"
+            return f'<div style="{style}">' + "".join(render(c) for c in x.children) + "</div>"
+        if isinstance(x, w.Image):
+            data = base64.b64encode(bytes(x.value)).decode("ascii")
+            return (
+                f'<img alt="the image being rated" width="{image_width}" '
+                f'src="data:image/{x.format};base64,{data}"/>'
+            )
+        if isinstance(x, w.HTML):
+            return f"<div>{x.value}</div>"
+        if isinstance(x, w.Label):
+            return f"<div>{h.escape(str(x.value))}</div>"
+        if isinstance(x, w.ToggleButtons):
+            buttons = "".join(
+                f'<button disabled style="min-width:36px;'
+                f'{"font-weight:bold;background:#cde" if label == x.value else ""}">'
+                f"{h.escape(str(label))}</button>"
+                for label in x.options
+            )
+            return (
+                f'<div style="display:flex;gap:4px;align-items:center">'
+                f'<span style="width:140px">{h.escape(x.description)}</span>{buttons}</div>'
+            )
+        if isinstance(x, w.Button):
+            return f"<div><button disabled>{h.escape(x.description)}</button></div>"
+        return f"<div>[{h.escape(type(x).__name__)}]</div>"
+
+    return (
+        '<div class="ressrdiff-widget-snapshot" style="border:1px solid #ccc;padding:8px;'
+        'display:inline-block">' + render(widget) + "</div>"
+    )
 
 
 # --------------------------------------------------------------------------- simulation

@@ -190,6 +190,23 @@ def test_rating_app_driven_programmatically(tmp_path):
         L.rating_app(kit.key.assign(rater_id="r1"), loader, out)
 
 
+def test_widget_snapshot_shows_the_live_interface(tmp_path):
+    pytest.importorskip("ipywidgets")
+    import base64
+
+    kit = L.make_kit({"brain": list(range(6))}, ["a", "b"], "r1", n_per_group=2, seed=1)
+    app = L.rating_app(kit, lambda i: np.linspace(-1, 1, 64).reshape(8, 8), tmp_path / "r.csv")
+    app.controls[L.CRITERIA[0]].value = 4
+    page = L.widget_snapshot_html(app.widget)
+    png = base64.b64encode(bytes(app.image.value)).decode("ascii")
+    assert png in page  # the image the rater sees, byte for byte
+    assert "Save / Next" in page and app.progress.value in page
+    for c in L.CRITERIA:  # one row of 1-5 buttons per criterion, with its label
+        assert c.replace("_", " ") in page
+    assert page.count("<button disabled") == 5 * len(L.CRITERIA) + 1
+    assert page.count("font-weight:bold") == 1  # the one score chosen so far is marked
+
+
 # --------------------------------------------------------------------------- kappa
 
 
