@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from ..config import RunConfig
 from .base import register
 from .feedforward import FeedForwardMethod, UNetGenerator, method_options
-from .res_srdiff import loss_eq13, resolve_model_config
+from .res_srdiff import attach_eq13_lpips, loss_eq13, resolve_model_config
 
 __all__ = ["Regression"]
 
@@ -41,19 +41,7 @@ class Regression(FeedForwardMethod):
         self.model_cfg = resolve_model_config(cfg.model)
         self.generator = UNetGenerator(self.model_cfg)
         self.lambda_mse = cfg.lambda_mse
-        desc = self.attach_lpips(
-            lpips_net,
-            wanted=cfg.loss.lpips != "off",
-            dropped=f"Training uses {self.lambda_mse:g}*MSE alone (eq 13 without its LPIPS "
-            "term); the checkpoint records this.",
-        )
-        self.loss_description = f"{self.lambda_mse:g}*MSE" + (
-            f" + {desc}"
-            if self.lpips_net is not None
-            else " (LPIPS switched off)"
-            if cfg.loss.lpips == "off"
-            else f" alone ({desc})"
-        )
+        self.loss_description = attach_eq13_lpips(self, cfg, lpips_net)
 
     def generators(self) -> dict[str, nn.Module]:
         return {"generator": self.generator}

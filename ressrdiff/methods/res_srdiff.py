@@ -88,6 +88,25 @@ def exposure_draws(
     return coin, torch.stack(noises).to(device=device, dtype=dtype)
 
 
+def attach_eq13_lpips(method: Method, cfg: RunConfig, lpips_net: nn.Module | None) -> str:
+    """Attach eq (13)'s LPIPS network to ``method`` as ``cfg.loss.lpips`` asks
+    (:meth:`Method.attach_lpips`) and return the loss description its checkpoints record:
+    ``"<lambda>*MSE + LPIPS ..."``, or MSE alone with the reason. ``method.lambda_mse`` must be
+    set. Shared by every method trained with eq (13)."""
+    lam = method.lambda_mse
+    desc = method.attach_lpips(
+        lpips_net,
+        wanted=cfg.loss.lpips != "off",
+        dropped=f"Training uses {lam:g}*MSE alone (eq 13 without its LPIPS term); the "
+        "checkpoint records this.",
+    )
+    if method.lpips_net is not None:
+        return f"{lam:g}*MSE + {desc}"
+    return f"{lam:g}*MSE" + (
+        " (LPIPS switched off)" if cfg.loss.lpips == "off" else f" alone ({desc})"
+    )
+
+
 @register("res-srdiff")
 class ResSRDiff(Method):
     """Res-SRDiff. ``cfg.model`` configures the U-Net (``use_swin: false`` is the ablation)."""
@@ -110,19 +129,7 @@ class ResSRDiff(Method):
                 f"{cfg.name}: options.sigma_data needs model.residual_output: true (F is the "
                 "zero-initialised head the U-Net adds to x_LR)"
             )
-        desc = self.attach_lpips(
-            lpips_net,
-            wanted=cfg.loss.lpips != "off",
-            dropped=f"Training uses {self.lambda_mse:g}*MSE alone (eq 13 without its LPIPS "
-            "term); the checkpoint records this.",
-        )
-        self.loss_description = f"{self.lambda_mse:g}*MSE" + (
-            f" + {desc}"
-            if self.lpips_net is not None
-            else " (LPIPS switched off)"
-            if cfg.loss.lpips == "off"
-            else f" alone ({desc})"
-        )
+        self.loss_description = attach_eq13_lpips(self, cfg, lpips_net)
 
     # -- protocol ------------------------------------------------------------------------------
     def networks(self) -> dict[str, nn.Module]:
