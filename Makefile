@@ -63,12 +63,12 @@ sources: $(STAMP)
 		{ echo "make: '$$cmd' failed: the default data set's source archives could not be fetched (network?)" >&2; exit 1; }; fi
 
 test: system $(STAMP) sources
-	$(BIN)/ruff check ressrdiff tests benchmarks
+	$(BIN)/ruff check ressrdiff tests benchmarks notebooks
 	$(BIN)/python -m pytest -q --durations=15
 
 lint: $(STAMP)
-	$(BIN)/ruff check ressrdiff tests benchmarks
-	$(BIN)/ruff format --check ressrdiff tests benchmarks
+	$(BIN)/ruff check ressrdiff tests benchmarks notebooks
+	$(BIN)/ruff format --check ressrdiff tests benchmarks notebooks
 
 # The book: papermill executes every notebook of _toc.yml with the profile's parameters
 # (book/profiles/$(PROFILE)/) into build/executed/, then Jupyter Book builds the HTML from a

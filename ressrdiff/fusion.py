@@ -107,6 +107,7 @@ def super_resolve_planes(
             samples=samples,
             preset=preset,
             stats=stats,
+            progress_desc=f"ressrdiff sr, {planes[i]} ({i + 1}/{len(axes)})",
             **kwargs,
         )
         if total is not None:

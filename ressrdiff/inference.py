@@ -176,6 +176,7 @@ def super_resolve_volume(
     sr_options: dict[str, Any] | None = None,
     skip_background: bool = True,
     channels_last: bool = True,
+    progress_desc: str = "ressrdiff sr",
 ) -> tuple[sitk.Image, sitk.Image | None]:
     """Super-resolve a 3-D volume slice by slice; returns ``(sr, std)`` (float32, HR grid).
 
@@ -195,7 +196,8 @@ def super_resolve_volume(
     ``stats`` dict receives the number of ``slices`` and of ``network_slices`` (sampled).
     ``sr_options`` are keywords of ``method.super_resolve`` (e.g. ``window=None`` for
     whole-slice network calls; default: the method's, sliding windows of the training patch
-    size for Res-SRDiff).
+    size for Res-SRDiff). The progress bar (on a terminal or in a notebook, with ``progress``)
+    counts the sampled slices, with their rate and an ETA, under ``progress_desc``.
     """
     if img.GetDimension() != 3:
         raise ValueError(f"super_resolve_volume: need a 3-D volume, got {img.GetDimension()}-D")
@@ -242,7 +244,7 @@ def super_resolve_volume(
     bar = tqdm(
         total=int(active.size),
         unit="slice",
-        desc="ressrdiff sr",
+        desc=progress_desc,
         disable=not progress_enabled(progress),
         file=sys.stderr,
         leave=False,

@@ -162,3 +162,17 @@ def test_channels_last_changes_a_volume_by_rounding_only(method):
     a, b = sitk.GetArrayFromImage(a), sitk.GetArrayFromImage(b)
     assert np.abs(a - b).max() <= 1e-4 * (a.max() - a.min())
     assert all(p.is_contiguous() for p in method.parameters())
+
+
+def test_progress_bars_name_each_plane_and_quiet_silences_them(method, capsys, monkeypatch):
+    import ressrdiff.inference as inference
+
+    monkeypatch.setattr(inference, "progress_enabled", lambda wanted, stream=None: wanted)
+    img = _volume()
+    super_resolve_planes(method, img, steps=1, progress=True, batch=4)
+    err = capsys.readouterr().err
+    for i, plane in enumerate(("axial", "coronal", "sagittal")):
+        assert f"ressrdiff sr, {plane} ({i + 1}/3)" in err
+    assert "slice/s" in err or "s/slice" in err  # tqdm's rate, beside its ETA
+    super_resolve_planes(method, img, steps=1, progress=False, batch=4)
+    assert capsys.readouterr().err == ""
