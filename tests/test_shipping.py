@@ -176,3 +176,15 @@ def test_committed_models_match_their_manifest():
         else:
             assert m["train_wall_s"] > 0 or m["steps"] == 0  # bicubic: nothing to train
         assert (ROOT / "models" / m["file"]).stat().st_size == m["bytes"]
+
+
+def test_the_manifest_names_every_shipped_models_degradation():
+    import json
+    from pathlib import Path
+
+    from ressrdiff.data.degrade import degradation_of
+
+    doc = json.loads((Path(__file__).parents[1] / "models" / "manifest.json").read_text("utf-8"))
+    for entry in doc["models"]:
+        trained = degradation_of(entry["config"]["data"])
+        assert entry["data"]["degradation"] == trained, entry["file"]
