@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ __all__ = [
     "check_checkpoint_file",
     "save_checkpoint",
     "load_checkpoint",
+    "checkpoint_config",
 ]
 
 FORMAT = "ressrdiff-checkpoint/1"
@@ -101,3 +103,20 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path}: not a ressrdiff checkpoint (format {found!r}, need {FORMAT})"
         )
     return ckpt
+
+
+def checkpoint_config(path: str | Path) -> dict[str, Any]:
+    """The config dict a checkpoint was made with, a training ``.pt`` or a shipped
+    ``.safetensors`` (its metadata), read without loading the network's tensors (the ``.pt`` is
+    memory-mapped). Errors are the reader's own; callers that need a one-line error wrap it."""
+    p = Path(path)
+    if p.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(p), framework="pt") as f:
+            return json.loads((f.metadata() or {})["config"])
+    try:  # memory-mapped: the tensors are not read
+        ckpt = torch.load(p, map_location="cpu", weights_only=False, mmap=True)
+    except Exception:  # noqa: BLE001 - an old format or junk: the full loader decides
+        ckpt = load_checkpoint(p)
+    return ckpt["config"]

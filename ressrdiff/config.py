@@ -258,11 +258,10 @@ class InferConfig:
                 raise ConfigError(f"infer.{name} must be in [0, 1], got {v!r}")
             setattr(self, name, float(v))
         if self.planes is not None:
-            names = PLANE_NAMES
             ok = isinstance(self.planes, (list, tuple)) and self.planes
-            if not ok or any(p not in names for p in self.planes):
+            if not ok or any(p not in PLANE_NAMES for p in self.planes):
                 raise ConfigError(
-                    f"infer.planes must be null or a list of {', '.join(names)}, "
+                    f"infer.planes must be null or a list of {', '.join(PLANE_NAMES)}, "
                     f"got {self.planes!r}"
                 )
             if len(set(self.planes)) != len(self.planes):

@@ -44,6 +44,7 @@ import torch
 
 from . import __version__
 from .atomic import text_output, write_files
+from .checkpoint import checkpoint_config
 from .data.degrade import (
     degradation_of,
     downsample,
@@ -255,6 +256,16 @@ def _cached(info: dict, out: Path, label: str, subjects: list[_Subject]) -> dict
     return old
 
 
+def _own_planes(checkpoint: str) -> list[str] | None:
+    """The checkpoint's ``infer.planes``, read from its config alone (no network is loaded for
+    an entry that turns out to be cached); None when it names none or the file cannot be read
+    (:func:`~ressrdiff.inference.load_sr_method` then gives the one-line error)."""
+    try:
+        return (checkpoint_config(checkpoint).get("infer") or {}).get("planes")
+    except Exception:  # noqa: BLE001 - unreadable: the full loader names the problem
+        return None
+
+
 def _sr_volume(
     entry: Entry,
     subj: _Subject,
@@ -266,14 +277,15 @@ def _sr_volume(
 ):
     """The entry's volume on the HR grid. Axial-only SR super-resolves only the scored slices
     (2-D SR treats slices independently); the other slices hold the re-gridded input. With
-    ``planes`` (orthogonal-plane fusion, :func:`ressrdiff.fusion.super_resolve_planes`, the
-    voxel-wise mean) the whole volume is super-resolved across each plane."""
+    ``planes`` (more than the axial plane; orthogonal-plane fusion,
+    :func:`ressrdiff.fusion.super_resolve_planes`, the voxel-wise mean) the whole volume is
+    super-resolved across each plane."""
     if entry.checkpoint is None:
         return subj.regridded(REFERENCES[entry.label])
     from .inference import super_resolve_volume
 
     base = subj.regridded(method.cfg.data.regrid)
-    if planes is not None and list(planes) != ["axial"]:
+    if planes:
         from .fusion import super_resolve_planes
 
         sr, _, _ = super_resolve_planes(
@@ -371,11 +383,9 @@ def evaluate(
     cached: dict[str, dict] = {}
     methods: dict[str, object] = {}
     for entry in entries:
-        method, fused = None, None
+        fused = None  # the planes a checkpoint entry is fused across (None: axial only)
         if entry.checkpoint is not None:
-            method = load_sr_method(entry.checkpoint, device=device)
-            check_preset(method, preset, entry.checkpoint)
-            fused = list(planes) if planes is not None else method.cfg.infer.planes
+            fused = planes if planes is not None else _own_planes(entry.checkpoint)
             fused = None if fused in (None, ["axial"]) else list(fused)
         info = {
             "entry": asdict(entry),
@@ -399,7 +409,9 @@ def evaluate(
         old = _cached(info, out, entry.label, subjects)
         if old is not None:
             cached[entry.label] = old
-        elif method is not None:
+        elif entry.checkpoint is not None:
+            method = load_sr_method(entry.checkpoint, device=device)
+            check_preset(method, preset, entry.checkpoint)
             methods[entry.label] = method
 
     # -- compute what is not cached ----------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -136,24 +135,11 @@ def checkpoint_degradation(path: str | os.PathLike[str]) -> str:
     its config's ``data.degradation`` (:func:`ressrdiff.data.degrade.degradation_of`; older
     checkpoints without the field: ``"resample"``). Reads the config only, not the network; a
     one-line :class:`CheckpointError` when the file is not a readable checkpoint."""
-    from .checkpoint import CheckpointError, load_checkpoint
+    from .checkpoint import CheckpointError, checkpoint_config
 
     p = Path(path)
     try:
-        if p.suffix == ".safetensors":
-            from safetensors import safe_open
-
-            with safe_open(str(p), framework="pt") as f:
-                config = json.loads((f.metadata() or {})["config"])
-        else:
-            import torch
-
-            try:  # memory-mapped: the tensors are not read
-                ckpt = torch.load(p, map_location="cpu", weights_only=False, mmap=True)
-            except Exception:  # noqa: BLE001 - an old format or junk: the full loader decides
-                ckpt = load_checkpoint(p)
-            config = ckpt["config"]
-        return degradation_of(config["data"])
+        return degradation_of(checkpoint_config(p)["data"])
     except CheckpointError:
         raise
     except Exception as e:  # noqa: BLE001 - anything unreadable is "not a checkpoint"

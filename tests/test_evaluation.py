@@ -85,6 +85,7 @@ def test_table_volumes_provenance_and_resume(setup, tmp_path, monkeypatch):
         raise AssertionError("recomputed")
 
     monkeypatch.setattr(evaluation, "_sr_volume", boom)
+    monkeypatch.setattr("ressrdiff.inference.load_sr_method", boom)  # nor loaded
     df2, logs2 = _run(root, entries, out)
     assert sum("cached" in line for line in logs2) == 3
     pd.testing.assert_frame_equal(
