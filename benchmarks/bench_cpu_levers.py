@@ -91,7 +91,8 @@ class OrtNet(torch.nn.Module):
         return torch.from_numpy(sess.run(None, feed)[0])
 
 
-def slice_levers(m, a) -> pd.DataFrame:
+def slice_levers(m, a) -> tuple[pd.DataFrame, float | None]:
+    """The lever table and the ONNX export seconds (None without ``--onnx``)."""
     x, mask = validation_input(m, a.slices, SIZE)
     if not cpu_has_native_bf16():
         print("note: this CPU has no native bf16; the bf16 rows run in fp32")
@@ -110,14 +111,14 @@ def slice_levers(m, a) -> pd.DataFrame:
                 "net": ort_net,
             }
     df = lever_table(m, x, mask, steps=a.steps, repeats=a.repeats, levers=levers)
-    a.onnx_export_s = None
-    if ort_net is not None:
-        a.onnx_export_s = ort_net.export_seconds
-        print(f"ONNX export + session setup (once per shape): {ort_net.export_seconds:.1f} s")
-    return df
+    if ort_net is None:
+        return df, None
+    print(f"ONNX export + session setup (once per shape): {ort_net.export_seconds:.1f} s")
+    return df, ort_net.export_seconds
 
 
-def volume_levers(m, a) -> pd.DataFrame:
+def volume_levers(m, a) -> tuple[pd.DataFrame, str]:
+    """The whole-volume table and which volume it ran on."""
     subject, hr, mask = split_volume(m, "val")
     if a.slab:  # the central slab of that many axial slices (a quick check of the script)
         z0 = max(0, (hr.GetSize()[2] - a.slab) // 2)
@@ -159,9 +160,9 @@ def volume_levers(m, a) -> pd.DataFrame:
         )
     df = pd.DataFrame(rows)
     df["ratio"] = df["s_per_volume"].iloc[0] / df["s_per_volume"]
-    a.volume_subject = f"{subject} (validation), {'x'.join(map(str, hr.GetSize()))}"
-    print(f"volume: {a.volume_subject}")
-    return df
+    which = f"{subject} (validation), {'x'.join(map(str, hr.GetSize()))}"
+    print(f"volume: {which}")
+    return df, which
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,17 +197,17 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/bench_cpu_levers.py " + " ".join(argv or sys.argv[1:]),
     }
     if a.slice_levers:
-        df = slice_levers(m, a)
+        df, onnx_export_s = slice_levers(m, a)
         print(f"{a.slices} slices of {SIZE}x{SIZE}; median of {a.repeats} after a warm-up")
         print(df.round(3).to_string(index=False))
         result.update(slices=a.slices, size=SIZE, repeats=a.repeats)
         result["levers"] = df.to_dict(orient="records")
-        result["onnx_export_s"] = a.onnx_export_s
+        result["onnx_export_s"] = onnx_export_s
     if a.volume:
-        vol = volume_levers(m, a)
+        vol, which = volume_levers(m, a)
         print(vol.round(3).to_string(index=False))
         result["volume"] = vol.to_dict(orient="records")
-        result["volume_subject"] = a.volume_subject
+        result["volume_subject"] = which
     if a.json:
         write_files([text_output(a.json, json.dumps(result, indent=1, default=float))])
         print(f"wrote {a.json}")
