@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 from conftest import SyntheticPairs, tiny_config, write_npz_run
@@ -119,12 +117,18 @@ def test_one_pass_and_option_errors():
         build_method(regression_config(options={"exposure": 0.5}))
 
 
-def test_acquisition_config_matches_the_exposure_run():
-    cfg, ref = load_config("regression-acquisition-cpu"), load_config("acquisition-cpu-exposure")
+def test_acquisition_config_matches_the_res_srdiff_run_of_its_budget():
+    cfg, ref = load_config("regression-acquisition-cpu"), load_config("acquisition-cpu")
     assert cfg.method == "regression" and cfg.data.degradation == "acquisition"
     assert cfg.model == ref.model and cfg.data == ref.data
     assert cfg.lambda_mse == ref.lambda_mse and cfg.loss.lpips == ref.loss.lpips
-    assert dataclasses.replace(cfg.train, steps=ref.train.steps) == ref.train
+    assert cfg.train == ref.train
     m, r = (build_method(c.replace(**{"loss.lpips": "off"})) for c in (cfg, ref))
     assert m.model_cfg.use_swin and m.model_cfg.residual_output
     assert sum(p.numel() for p in m.parameters()) == sum(p.numel() for p in r.parameters())
+
+
+@pytest.mark.parametrize("name", ["pix2pix-acquisition-cpu", "spsr-acquisition-cpu"])
+def test_acquisition_peers_share_the_budget_and_data(name):
+    cfg, ref = load_config(name), load_config("acquisition-cpu")
+    assert cfg.data == ref.data and cfg.train == ref.train
