@@ -69,6 +69,7 @@ __all__ = [
     "test_subjects",
     "test_volume_shape",
     "evaluate",
+    "own_planes",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -256,7 +257,7 @@ def _cached(info: dict, out: Path, label: str, subjects: list[_Subject]) -> dict
     return old
 
 
-def _own_planes(checkpoint: str) -> list[str] | None:
+def own_planes(checkpoint: str) -> list[str] | None:
     """The checkpoint's ``infer.planes``, read from its config alone (no network is loaded for
     an entry that turns out to be cached); None when it names none or the file cannot be read
     (:func:`~ressrdiff.inference.load_sr_method` then gives the one-line error)."""
@@ -385,7 +386,7 @@ def evaluate(
     for entry in entries:
         fused = None  # the planes a checkpoint entry is fused across (None: axial only)
         if entry.checkpoint is not None:
-            fused = planes if planes is not None else _own_planes(entry.checkpoint)
+            fused = planes if planes is not None else own_planes(entry.checkpoint)
             fused = None if fused in (None, ["axial"]) else list(fused)
         info = {
             "entry": asdict(entry),

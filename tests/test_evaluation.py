@@ -359,3 +359,17 @@ def test_validation_role_and_plane_fusion(setup, tmp_path):
         _run(root, entries, tmp_path / "x", role="val")  # the setup manifest has none
     with pytest.raises(ValueError, match="unknown plane"):
         _run(root, entries, tmp_path / "y", planes=("axial", "oblique"))
+
+
+def test_own_planes_reads_the_exported_choice(setup, tmp_path):
+    """``own_planes`` returns the planes an export recorded, None for a checkpoint without
+    them, and None (not an exception) for an unreadable file, which the loader reports."""
+    root, ckpt = setup
+    assert evaluation.own_planes(ckpt) is None
+    out = tmp_path / "fused.safetensors"
+    args = ["export", ckpt, "-o", str(out), "--infer-planes", "axial,coronal,sagittal"]
+    assert cli_main(args) == 0
+    assert evaluation.own_planes(str(out)) == ["axial", "coronal", "sagittal"]
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint")
+    assert evaluation.own_planes(str(bad)) is None
