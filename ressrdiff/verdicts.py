@@ -3,8 +3,8 @@ and whether a model meets its quality bar against B-spline re-gridding.
 
 Chapter 7 ranks methods and chapter 9 tests them; both drop the methods that
 :func:`failed_methods` names, for the reason it gives, so that a failed row is shown once as
-failed and never ranked. :func:`quality_bar` holds the bars of the issue "A Res-SRDiff that
-works" in one place (:data:`QUALITY_BARS`), per degradation.
+failed and never ranked. :func:`quality_bar` holds the project's quality bars for a working
+Res-SRDiff in one place (:data:`QUALITY_BARS`), per degradation.
 """
 
 from __future__ import annotations

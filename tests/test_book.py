@@ -263,7 +263,7 @@ CLIPPED_JS = """() => {
 # string left as a cell's last expression, and this machine's paths (home and checkout).
 FORBIDDEN = [
     (re.compile(r"\b[Ii]ssues? #?\d+"), "an issue number"),
-    (re.compile(r"\bas the issue asks\b"), "the issue tracker's voice"),
+    (re.compile(r"\b[Tt]he issue (?:asks|says)\b|\bthe issue [\"“]"), "the tracker's voice"),
     (re.compile(r"\.\./shared/|\bshared/notes\b"), "the project's notes folder"),
     (re.compile(r":(?:func|class|mod|meth|attr):"), "a raw Sphinx role"),
     (re.compile(r"'Executed with"), "the repr of a string"),

@@ -69,6 +69,24 @@ def test_first_code_cell_is_the_only_parameters_cell(path: Path):
     assert not missing, f"{path.name}: parameters cell lacks {sorted(missing)}"
 
 
+#: a code cell longer than this many lines is a code wall unless its input is hidden
+CODE_WALL_LINES = 15
+HIDDEN = {"hide-input", "remove-input", "hide-cell", "remove-cell", "parameters"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_long_code_cells_hide_their_input(path: Path):
+    """The pages show no code walls: a code cell of more than :data:`CODE_WALL_LINES` lines
+    carries ``hide-input`` (or another hiding tag), so the reader sees its output and a toggle."""
+    walls = [
+        f"code cell {k} ({len(_src(c).splitlines())} lines)"
+        for k, c in enumerate(_code_cells(_load(path)))
+        if len(_src(c).splitlines()) > CODE_WALL_LINES
+        and not HIDDEN & set(c.get("metadata", {}).get("tags", []))
+    ]
+    assert not walls, f"{path.name}: {', '.join(walls)} without a hide-input tag"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_kernelspec_is_plain_python3(path: Path):
     ks = _load(path)["metadata"].get("kernelspec", {})

@@ -5,8 +5,8 @@ transforms come from MONAI (``RandBiasField``, ``AdjustContrast``, ``RandGaussia
 than code of our own; this module only decides where each acts:
 
 * a **bias field** (a smooth multiplicative shading, Legendre polynomials of degree 3) and a
-  **gamma** change of contrast act on HR and LR alike. The issue asks for them on the HR before
-  degradation. Our LR is simulated once per 3-D volume (the acquisition model averages across
+  **gamma** change of contrast act on HR and LR alike. Ideally they would act on the HR before
+  degradation, but our LR is simulated once per 3-D volume (the acquisition model averages across
   slices, so it cannot be redone on a 2-D patch), so they act on the pair instead: the bias field
   is smooth at the scale of the LR voxel, so averaging and shading commute up to its curvature,
   and a gamma change is pointwise, so it commutes with re-gridding exactly only where the
