@@ -257,7 +257,7 @@ def _cached(info: dict, out: Path, label: str, subjects: list[_Subject]) -> dict
     return old
 
 
-def own_planes(checkpoint: str) -> list[str] | None:
+def own_planes(checkpoint: str | Path) -> list[str] | None:
     """The checkpoint's ``infer.planes``, read from its config alone (no network is loaded for
     an entry that turns out to be cached); None when it names none or the file cannot be read
     (:func:`~ressrdiff.inference.load_sr_method` then gives the one-line error)."""
