@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from conftest import SyntheticPairs, tiny_config, write_npz_run
@@ -132,3 +134,15 @@ def test_acquisition_config_matches_the_res_srdiff_run_of_its_budget():
 def test_acquisition_peers_share_the_budget_and_data(name):
     cfg, ref = load_config(name), load_config("acquisition-cpu")
     assert cfg.data == ref.data and cfg.train == ref.train
+
+
+def test_the_paper_degradation_model_is_the_acquisition_recipe_on_resample():
+    """``resample-cpu-exposure`` changes only the degradation against ``acquisition-cpu`` (and
+    adds exposure-aware training, as the shipped acquisition default has): the same network,
+    patches, data split and optimiser schedule."""
+    cfg, ref = load_config("resample-cpu-exposure"), load_config("acquisition-cpu")
+    assert cfg.method == ref.method == "res-srdiff" and cfg.model == ref.model
+    assert cfg.data.degradation == "resample" and ref.data.degradation == "acquisition"
+    assert dataclasses.replace(cfg.data, degradation="acquisition") == ref.data
+    assert cfg.train == ref.train and cfg.options == {"exposure": 0.5}
+    assert cfg.options == load_config("acquisition-cpu-exposure").options
